@@ -1,0 +1,100 @@
+package collector
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// psi holds the cumulative stall times of one resource, in seconds.
+type psi struct {
+	some, full       float64
+	hasSome, hasFull bool
+}
+
+// parsePressure parses a /proc/pressure/* file ("some avg10=0.00 ...
+// total=1234" and an optional "full" line; totals are in microseconds).
+func parsePressure(r io.Reader) (psi, error) {
+	var p psi
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		var total string
+		for _, f := range fields[1:] {
+			if v, ok := strings.CutPrefix(f, "total="); ok {
+				total = v
+			}
+		}
+		if total == "" {
+			return p, fmt.Errorf("pressure line %q: no total", sc.Text())
+		}
+		v, err := strconv.ParseUint(total, 10, 64)
+		if err != nil {
+			return p, fmt.Errorf("pressure %s total: %w", fields[0], err)
+		}
+		switch fields[0] {
+		case "some":
+			p.some, p.hasSome = float64(v)/1e6, true
+		case "full":
+			p.full, p.hasFull = float64(v)/1e6, true
+		default:
+			return p, fmt.Errorf("pressure line %q: unknown kind %q", sc.Text(), fields[0])
+		}
+	}
+	return p, sc.Err()
+}
+
+// Pressure writes node_pressure_* from the kernel's pressure stall
+// information, where the kernel has it (4.20 and later, psi enabled).
+type Pressure struct{ Paths Paths }
+
+// Update implements Collector.
+func (c *Pressure) Update(_ context.Context, w *Writer) error {
+	read := func(resource string) (psi, error) {
+		f, err := os.Open(c.Paths.proc("pressure", resource))
+		if err != nil {
+			return psi{}, err
+		}
+		defer f.Close()
+		p, err := parsePressure(f)
+		if err != nil {
+			return p, fmt.Errorf("parse %s: %w", f.Name(), err)
+		}
+		return p, nil
+	}
+	wrote := false
+	for _, res := range [...]struct{ name, waitHelp, stallHelp string }{
+		{"cpu", "Total time in seconds that processes have waited for CPU time", "Total time in seconds no process could make progress due to CPU congestion"},
+		{"io", "Total time in seconds that processes have waited due to IO congestion", "Total time in seconds no process could make progress due to IO congestion"},
+		{"memory", "Total time in seconds that processes have waited for memory", "Total time in seconds no process could make progress due to memory congestion"},
+	} {
+		p, err := read(res.name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		wrote = true
+		// The cpu "full" line (kernel 5.13+) is always zero at the system
+		// level; node_exporter 1.x does not report it, nor do we.
+		if p.hasFull && res.name != "cpu" {
+			w.Single("node_pressure_"+res.name+"_stalled_seconds_total", Counter, res.stallHelp, p.full)
+		}
+		if p.hasSome {
+			w.Single("node_pressure_"+res.name+"_waiting_seconds_total", Counter, res.waitHelp, p.some)
+		}
+	}
+	if !wrote {
+		return fmt.Errorf("%s: %w", c.Paths.proc("pressure"), ErrNoData)
+	}
+	return nil
+}
