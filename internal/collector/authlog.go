@@ -1,0 +1,296 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// AuthServices are the services whose authentication failures are counted;
+// failures of any other PAM service count as "other".
+var AuthServices = [...]string{"login", "other", "sshd", "su", "sudo"}
+
+// DefaultAuthLogs are the auth logs of Debian-like and Red Hat-like systems.
+// The first one that exists is read.
+var DefaultAuthLogs = []string{"/var/log/auth.log", "/var/log/secure"}
+
+// parseAuthLine classifies one syslog line of an auth log. It returns the
+// service whose authentication failed, or "" when the line is not a failure.
+//
+// Counted: sshd's "Failed <method> for <user>" (once per attempt) and
+// "Invalid user" (once per connection; the "Failed ... for invalid user"
+// lines that may follow are not counted again), and PAM's "authentication
+// failure" for every other service. sshd's own PAM line is skipped, since
+// sshd logs the same attempt itself.
+func parseAuthLine(line string) string {
+	prog, msg, ok := splitSyslog(line)
+	if !ok {
+		return ""
+	}
+	if prog == "sshd" || prog == "sshd-session" {
+		switch {
+		case strings.HasPrefix(msg, "Failed ") && strings.Contains(msg, " for ") && !strings.Contains(msg, " for invalid user "):
+			return "sshd"
+		case strings.HasPrefix(msg, "Invalid user "):
+			return "sshd"
+		}
+		return ""
+	}
+	// pam_unix(sudo:auth): authentication failure; logname=...
+	i := strings.Index(msg, ":auth): authentication failure")
+	if i < 0 {
+		return ""
+	}
+	open := strings.LastIndexByte(msg[:i], '(')
+	if open < 0 {
+		return ""
+	}
+	switch svc := msg[open+1 : i]; svc {
+	case "sshd":
+		return ""
+	case "sudo", "login":
+		return svc
+	case "su", "su-l":
+		return "su"
+	default:
+		return "other"
+	}
+}
+
+// splitSyslog splits a syslog line into the program name and the message,
+// after an RFC 3164 ("Nov 23 19:16:51 host prog[pid]: msg") or RFC 3339
+// ("2026-11-23T19:16:51.123+00:00 host prog[pid]: msg") header.
+func splitSyslog(line string) (prog, msg string, ok bool) {
+	rest := line
+	skip := 2 // timestamp and host
+	if len(rest) > 0 && rest[0] >= 'A' && rest[0] <= 'Z' {
+		skip = 4 // "Nov 23 19:16:51" is three fields
+	}
+	for range skip {
+		rest = strings.TrimLeft(rest, " ")
+		i := strings.IndexByte(rest, ' ')
+		if i < 0 {
+			return "", "", false
+		}
+		rest = rest[i:]
+	}
+	rest = strings.TrimLeft(rest, " ")
+	tag, msg, ok := strings.Cut(rest, ": ")
+	if !ok || tag == "" || strings.ContainsRune(tag, ' ') {
+		return "", "", false
+	}
+	prog, _, _ = strings.Cut(tag, "[")
+	return prog, msg, true
+}
+
+// authPosition is where the tail stopped, kept across restarts.
+type authPosition struct {
+	Path   string `json:"path"`
+	Inode  uint64 `json:"inode"`
+	Offset int64  `json:"offset"`
+}
+
+// Authlog counts authentication failures by service by tailing the system
+// auth log. It follows rotation (rename: the rest of the old file is read
+// through the open descriptor, then the new file from its start; copy and
+// truncate: the file is read again from its start), reads at most MaxRead
+// bytes a scrape, and keeps its position in StateFile so that a restart
+// neither counts old lines again nor skips new ones. With no saved position
+// it starts at the end of the log.
+type Authlog struct {
+	Paths     Paths
+	Files     []string // candidates; the first that exists is tailed
+	StateFile string
+	MaxRead   int64
+
+	f       *os.File
+	pos     authPosition
+	loaded  bool
+	partial    []byte // the unfinished last line, cut at 64 KiB
+	partialLen int64  // its full length
+	counts     map[string]float64
+}
+
+// Update implements Collector.
+func (c *Authlog) Update(_ context.Context, w *Writer) error {
+	if c.counts == nil {
+		c.counts = make(map[string]float64, len(AuthServices))
+		for _, s := range AuthServices {
+			c.counts[s] = 0
+		}
+	}
+	err := c.tail()
+	w.Family("deus_auth_failures_total", Counter, "Authentication failures read from the auth log, by service.")
+	for _, s := range AuthServices {
+		w.Sample("deus_auth_failures_total", c.counts[s], "service", s)
+	}
+	return err
+}
+
+func (c *Authlog) tail() error {
+	path := ""
+	var st os.FileInfo
+	for _, p := range c.Files {
+		if s, err := os.Stat(c.Paths.rootPath(p)); err == nil {
+			path, st = c.Paths.rootPath(p), s
+			break
+		}
+	}
+	if path == "" {
+		if c.f != nil {
+			// The log is gone (rotated, not yet recreated): drain the old file.
+			return c.read()
+		}
+		return fmt.Errorf("none of %s: %w", strings.Join(c.Files, ", "), ErrNoData)
+	}
+	inode := inodeOf(st)
+
+	if !c.loaded {
+		c.loaded = true
+		var saved authPosition
+		if c.StateFile != "" {
+			if err := loadState(c.StateFile, &saved); err != nil {
+				return err
+			}
+		}
+		switch {
+		case saved.Path == path && saved.Inode == inode && saved.Offset <= st.Size():
+			c.pos = saved
+		case saved.Path == path && saved.Inode != 0:
+			// Rotated while we were down: finish the old file if it is the
+			// usual ".1", then start the new one from the top.
+			if err := c.drainRotated(path+".1", saved); err != nil {
+				return err
+			}
+			c.pos = authPosition{Path: path, Inode: inode}
+		default:
+			c.pos = authPosition{Path: path, Inode: inode, Offset: st.Size()}
+		}
+	}
+
+	if c.f != nil && c.pos.Inode != inode {
+		// Renamed away: what was appended before the rename is still ours.
+		if err := c.read(); err != nil {
+			return err
+		}
+		c.f.Close()
+		c.f = nil
+		c.pos = authPosition{Path: path, Inode: inode}
+		c.partial, c.partialLen = c.partial[:0], 0
+	}
+	if c.f == nil {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		c.f = f
+		s, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if inodeOf(s) != c.pos.Inode {
+			c.pos = authPosition{Path: path, Inode: inodeOf(s)}
+		}
+		if _, err := f.Seek(c.pos.Offset, io.SeekStart); err != nil {
+			return err
+		}
+	}
+	if st.Size() < c.pos.Offset {
+		// Truncated in place (copytruncate): start over.
+		c.pos.Offset = 0
+		c.partial, c.partialLen = c.partial[:0], 0
+		if _, err := c.f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+	}
+	if err := c.read(); err != nil {
+		return err
+	}
+	if c.StateFile != "" {
+		return saveState(c.StateFile, c.pos)
+	}
+	return nil
+}
+
+// drainRotated reads what is left of a rotated log after the saved position,
+// if the file at path is the one the position belongs to.
+func (c *Authlog) drainRotated(path string, saved authPosition) error {
+	old, err := os.Open(path)
+	if err != nil {
+		return nil // rotated away further, or compressed: nothing to recover
+	}
+	defer old.Close()
+	s, err := old.Stat()
+	if err != nil || inodeOf(s) != saved.Inode {
+		return nil
+	}
+	if _, err := old.Seek(saved.Offset, io.SeekStart); err != nil {
+		return err
+	}
+	c.f, c.pos = old, saved
+	err = c.read()
+	c.f = nil
+	c.partial, c.partialLen = c.partial[:0], 0
+	return err
+}
+
+// read consumes complete lines from the open file, up to MaxRead bytes.
+func (c *Authlog) read() error {
+	limit := c.MaxRead
+	if limit <= 0 {
+		limit = 64 << 20
+	}
+	buf := make([]byte, 64*1024)
+	var total int64
+	for total < limit {
+		n, err := c.f.Read(buf)
+		if n > 0 {
+			total += int64(n)
+			c.consume(buf[:n])
+		}
+		if errors.Is(err, io.EOF) || n == 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// consume counts the complete lines in b and keeps an unfinished last line
+// for the next read. The saved offset points past complete lines only.
+func (c *Authlog) consume(b []byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			if room := 64*1024 - len(c.partial); room > 0 { // a longer line is cut, not hoarded
+				c.partial = append(c.partial, b[:min(room, len(b))]...)
+			}
+			c.partialLen += int64(len(b))
+			return
+		}
+		line := b[:i]
+		if len(c.partial) > 0 {
+			line = append(c.partial, line...)
+		}
+		if svc := parseAuthLine(string(line)); svc != "" {
+			c.counts[svc]++
+		}
+		c.pos.Offset += c.partialLen + int64(i) + 1
+		c.partial, c.partialLen = c.partial[:0], 0
+		b = b[i+1:]
+	}
+}
+
+func inodeOf(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
+}
