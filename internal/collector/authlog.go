@@ -108,9 +108,9 @@ type Authlog struct {
 	StateFile string
 	MaxRead   int64
 
-	f       *os.File
-	pos     authPosition
-	loaded  bool
+	f          *os.File
+	pos        authPosition
+	loaded     bool
 	partial    []byte // the unfinished last line, cut at 64 KiB
 	partialLen int64  // its full length
 	counts     map[string]float64

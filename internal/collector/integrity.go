@@ -116,7 +116,9 @@ func (c *Integrity) Update(_ context.Context, w *Writer) error {
 	}
 
 	w.Family("deus_file_exists", Gauge, "Whether a watched file exists.")
-	c.each(func(path string, wf *watchedFile) { w.Sample("deus_file_exists", b2f(wf.Baseline.Exists), "path", path) })
+	c.each(func(path string, wf *watchedFile) {
+		w.Sample("deus_file_exists", b2f(wf.Baseline.Exists), "path", path)
+	})
 	w.Family("deus_file_changes_total", Counter, "Changes of content, mode or ownership of a watched file since its baseline was taken.")
 	c.each(func(path string, wf *watchedFile) { w.Sample("deus_file_changes_total", wf.Changes, "path", path) })
 	w.Family("deus_file_baseline_timestamp_seconds", Gauge, "When the baseline of a watched file was first taken.")

@@ -60,7 +60,11 @@ func (p ProcessChecker) Up(_ context.Context, names []string) (map[string]bool, 
 	if err != nil {
 		return nil, err
 	}
+	// First by command name, which is cheap; then, for what is still
+	// missing, by argv[0]: comm is cut at 15 bytes, and a process may
+	// rename itself.
 	var buf []byte
+	var rest []string
 	for _, pid := range pids {
 		if _, err := strconv.Atoi(pid); err != nil {
 			continue
@@ -77,27 +81,28 @@ func (p ProcessChecker) Up(_ context.Context, names []string) (map[string]bool, 
 			up[n] = true
 			continue
 		}
-		// comm is cut at 15 bytes; argv[0] has the whole name.
-		if len(st.comm) < 15 || !prefixOfAny(st.comm, want) {
-			continue
+		rest = append(rest, pid)
+	}
+	missing := 0
+	for _, n := range names {
+		if !up[n] {
+			missing++
+		}
+	}
+	for _, pid := range rest {
+		if missing == 0 {
+			break
 		}
 		buf, err = readInto(buf, p.Paths.proc(pid, "cmdline"))
 		if err != nil || len(buf) == 0 {
 			continue
 		}
 		argv0, _, _ := strings.Cut(string(buf), "\x00")
-		if n, ok := want[filepath.Base(argv0)]; ok {
+		if n, ok := want[filepath.Base(argv0)]; ok && !up[n] {
 			up[n] = true
+			missing--
 		}
 	}
 	return up, nil
 }
 
-func prefixOfAny(prefix string, names map[string]string) bool {
-	for n := range names {
-		if strings.HasPrefix(n, prefix) {
-			return true
-		}
-	}
-	return false
-}

@@ -1,0 +1,147 @@
+// Command exporter serves a host's vitals under node_exporter's names, and
+// what node_exporter lacks (top processes, sockets, authentication failures,
+// file integrity, service states) under deus_*.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/deus-ex-machina/deus/internal/collector"
+	"github.com/deus-ex-machina/deus/internal/exporter"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	app := kingpin.New("exporter", "Host vitals in node_exporter's names, and what node_exporter lacks, for Prometheus.")
+	app.Version(version.Print("deus_exporter"))
+	app.HelpFlag.Short('h')
+
+	o := exporter.DefaultOptions()
+	var (
+		webFlags     = kingpinflag.AddFlags(app, ":9110")
+		metricsPath  = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		maxRequests  = app.Flag("web.max-requests", "Maximum number of parallel scrape requests. 0 disables the limit.").Default("40").Int()
+		timeout      = app.Flag("collector.timeout", "Deadline of every collector in a scrape; a shorter X-Prometheus-Scrape-Timeout-Seconds wins.").Default("5s").Duration()
+		logConfig    = &promslog.Config{}
+		enabledFlags = map[string]*bool{}
+	)
+	app.Flag("path.procfs", "procfs mountpoint.").Default(o.Paths.Proc).StringVar(&o.Paths.Proc)
+	app.Flag("path.sysfs", "sysfs mountpoint.").Default(o.Paths.Sys).StringVar(&o.Paths.Sys)
+	app.Flag("path.rootfs", "rootfs mountpoint.").Default(o.Paths.Root).StringVar(&o.Paths.Root)
+	app.Flag("state.directory", "Where the exporter keeps the auth log position and the file integrity baseline.").Default(o.StateDir).StringVar(&o.StateDir)
+	for _, k := range exporter.Known {
+		def := "false"
+		if k.Default {
+			def = "true"
+		}
+		help := fmt.Sprintf("Enable the %s collector: %s (default: %s).", k.Name, k.Help, map[bool]string{true: "enabled", false: "disabled"}[k.Default])
+		enabledFlags[k.Name] = app.Flag("collector."+k.Name, help).Default(def).Bool()
+	}
+	app.Flag("collector.filesystem.mount-points-exclude", "Regexp of mount points to leave out.").Default(o.FilesystemMountPointsExclude).StringVar(&o.FilesystemMountPointsExclude)
+	app.Flag("collector.filesystem.fs-types-exclude", "Regexp of file system types to leave out.").Default(o.FilesystemFSTypesExclude).StringVar(&o.FilesystemFSTypesExclude)
+	app.Flag("collector.filesystem.mount-timeout", "How long statfs may take before a mount is reported as failed (device_error) and skipped until it answers.").Default(o.FilesystemMountTimeout.String()).DurationVar(&o.FilesystemMountTimeout)
+	app.Flag("collector.diskstats.device-exclude", "Regexp of disk devices to leave out.").Default(o.DiskstatsDeviceExclude).StringVar(&o.DiskstatsDeviceExclude)
+	app.Flag("collector.diskstats.device-include", "Regexp of disk devices to report; others are left out.").StringVar(&o.DiskstatsDeviceInclude)
+	app.Flag("collector.netdev.device-exclude", "Regexp of network devices to leave out.").StringVar(&o.NetdevDeviceExclude)
+	app.Flag("collector.netdev.device-include", "Regexp of network devices to report; others are left out.").StringVar(&o.NetdevDeviceInclude)
+	app.Flag("collector.processes.top", "Number of process groups reported by CPU and by memory.").Default(fmt.Sprint(o.ProcessesTopN)).IntVar(&o.ProcessesTopN)
+	app.Flag("collector.sockets.max-listening", "Most listening-socket series reported; the rest are counted in deus_socket_listening_dropped.").Default(fmt.Sprint(o.SocketsMaxListening)).IntVar(&o.SocketsMaxListening)
+	authFiles := app.Flag("collector.authlog.file", "Auth log to tail; repeatable, the first that exists is read.").Strings()
+	integrityFiles := app.Flag("collector.integrity.path", "File to watch for changes; repeatable (default: "+fmt.Sprint(o.IntegrityFiles)+").").Strings()
+	app.Flag("collector.integrity.max-size", "Files larger than this are compared by stat only, not hashed.").Default(fmt.Sprint(o.IntegrityMaxSize)).Int64Var(&o.IntegrityMaxSize)
+	app.Flag("collector.services.name", "Service to watch; repeatable.").StringsVar(&o.Services)
+	flag.AddFlags(app, logConfig)
+
+	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintf(os.Stderr, "exporter: %v\n", err)
+		return 2
+	}
+	if len(*authFiles) > 0 {
+		o.AuthlogFiles = *authFiles
+	}
+	if len(*integrityFiles) > 0 {
+		o.IntegrityFiles = *integrityFiles
+	}
+	for name, on := range enabledFlags {
+		o.Enabled[name] = *on
+	}
+	logger := promslog.New(logConfig)
+
+	entries, err := exporter.Collectors(o)
+	if err != nil {
+		logger.Error("invalid_flags", "err", err)
+		return 2
+	}
+	scraper := collector.NewScraper(logger, *timeout, collector.BuildInfo{
+		Version: version.Version, Revision: version.GetRevision(), Branch: version.Branch,
+		GoVersion: runtime.Version(), GoOS: runtime.GOOS, GoArch: runtime.GOARCH,
+	}, entries)
+	logger.Info("starting_exporter", "version", version.Version, "collectors", scraper.Names())
+
+	mux := http.NewServeMux()
+	mux.Handle(*metricsPath, exporter.NewHandler(logger, scraper, *timeout, *maxRequests))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("Healthy\n"))
+	})
+	if *metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "Deus Ex Machina exporter",
+			Description: "Host vitals in node_exporter's names, and what node_exporter lacks",
+			Version:     version.Info(),
+			Links:       []web.LandingLinks{{Address: *metricsPath, Text: "Metrics"}, {Address: "/-/healthy", Text: "Health"}},
+		})
+		if err != nil {
+			logger.Error("landing_page_failed", "err", err)
+			return 1
+		}
+		mux.Handle("/", landing)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      *timeout + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- web.ListenAndServe(srv, webFlags, logger) }()
+	select {
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("server_failed", "err", err)
+			return 1
+		}
+		return 0
+	case <-ctx.Done():
+	}
+	logger.Info("shutting_down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		logger.Error("shutdown_failed", "err", err)
+		return 1
+	}
+	return 0
+}
