@@ -135,7 +135,7 @@ func Collectors(o Options) ([]collector.Entry, error) {
 		},
 		"pressure": func() collector.Collector { return &collector.Pressure{Paths: o.Paths} },
 		"stat":     func() collector.Collector { return &collector.Stat{Paths: o.Paths} },
-		"time":     func() collector.Collector { return &collector.Time{Now: o.Now} },
+		"time":     func() collector.Collector { return &collector.Time{Paths: o.Paths, Now: o.Now} },
 		"uname":    func() collector.Collector { return &collector.Uname{Uname: o.Uname} },
 		"processes": func() collector.Collector {
 			return &collector.Processes{Paths: o.Paths, TopN: o.ProcessesTopN, PageSize: o.PageSize}

@@ -5,10 +5,15 @@
 package testenv
 
 import (
+	"bytes"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
+	"time"
 )
 
 // Logger returns a logger that writes into the test's log.
@@ -41,4 +46,77 @@ func Binary(t testing.TB, name string) string {
 	}
 	t.Skipf("%s not found on PATH: run make deps to install it", name)
 	return ""
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago, for a server started by the test.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// Start runs a server process for the length of the test, with its output
+// going to the test log when it fails, and kills it at cleanup.
+func Start(t testing.TB, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("%s output:\n%s", bin, out.String())
+		}
+	})
+	return cmd
+}
+
+// WaitHTTP polls url until it answers 200 or the deadline passes.
+func WaitHTTP(t testing.TB, url string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	backoff := 10 * time.Millisecond
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready within %s: last error %v", url, within, err)
+		}
+		time.Sleep(backoff) // polling a process we do not control; the deadline bounds it
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
