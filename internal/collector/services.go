@@ -105,4 +105,3 @@ func (p ProcessChecker) Up(_ context.Context, names []string) (map[string]bool, 
 	}
 	return up, nil
 }
-
