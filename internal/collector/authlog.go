@@ -132,7 +132,7 @@ func (c *Authlog) Update(_ context.Context, w *Writer) error {
 	return err
 }
 
-func (c *Authlog) tail() error {
+func (c *Authlog) tail() (err error) {
 	path := ""
 	var st os.FileInfo
 	for _, p := range c.Files {
@@ -154,8 +154,12 @@ func (c *Authlog) tail() error {
 		c.loaded = true
 		var saved authPosition
 		if c.StateFile != "" {
-			if err := loadState(c.StateFile, &saved); err != nil {
-				return err
+			if lerr := loadState(c.StateFile, &saved); lerr != nil {
+				// A position that cannot be read is no position: start at
+				// the end as on a first run (the state is rewritten below)
+				// rather than at offset 0 of the log on the next scrape.
+				saved = authPosition{}
+				defer func() { err = errors.Join(lerr, err) }()
 			}
 		}
 		switch {
