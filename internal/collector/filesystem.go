@@ -95,6 +95,9 @@ func StatFS(path string) (FSStat, error) {
 	if err := unix.Statfs(path, &s); err != nil {
 		return FSStat{}, err
 	}
+	if s.Bsize < 0 {
+		return FSStat{}, fmt.Errorf("statfs %s: negative block size %d", path, s.Bsize)
+	}
 	return FSStat{
 		Blocks: s.Blocks, BlocksFree: s.Bfree, BlocksAvail: s.Bavail,
 		BlockSize: uint64(s.Bsize), Files: s.Files, FilesFree: s.Ffree,

@@ -133,8 +133,14 @@ func (c *CPU) Update(_ context.Context, w *Writer) error {
 			mode string
 			v    float64
 		}{
-			{"idle", ct.idle}, {"iowait", ct.iowait}, {"irq", ct.irq}, {"nice", ct.nice},
-			{"softirq", ct.softirq}, {"steal", ct.steal}, {"system", ct.system}, {"user", ct.user},
+			{"idle", ct.idle},
+			{"iowait", ct.iowait},
+			{"irq", ct.irq},
+			{"nice", ct.nice},
+			{"softirq", ct.softirq},
+			{"steal", ct.steal},
+			{"system", ct.system},
+			{"user", ct.user},
 		} {
 			w.Sample("node_cpu_seconds_total", m.v, "cpu", ct.cpu, "mode", m.mode)
 		}

@@ -174,8 +174,10 @@ func TestSideBySideWithNodeExporter(t *testing.T) {
 	t.Logf("%d families shared with node_exporter", shared)
 
 	// Stable values must be equal.
-	for _, name := range []string{"node_memory_MemTotal_bytes", "node_memory_SwapTotal_bytes", "node_boot_time_seconds",
-		"node_filesystem_size_bytes", "node_filesystem_files", "node_filesystem_readonly", "node_uname_info", "node_time_zone_offset_seconds"} {
+	for _, name := range []string{
+		"node_memory_MemTotal_bytes", "node_memory_SwapTotal_bytes", "node_boot_time_seconds",
+		"node_filesystem_size_bytes", "node_filesystem_files", "node_filesystem_readonly", "node_uname_info", "node_time_zone_offset_seconds",
+	} {
 		o, n := series(after[name]), series(theirs[name])
 		if len(n) == 0 {
 			t.Errorf("%s: node_exporter reports no series", name)
