@@ -143,8 +143,12 @@ func (c *Authlog) tail() (err error) {
 	}
 	if path == "" {
 		if c.f != nil {
-			// The log is gone (rotated, not yet recreated): drain the old file.
-			return c.read()
+			// The log is gone (rotated, not yet recreated): drain the old
+			// file, and save how far, or a restart would count it again.
+			if err := c.read(); err != nil {
+				return err
+			}
+			return c.save()
 		}
 		return fmt.Errorf("none of %s: %w", strings.Join(c.Files, ", "), ErrNoData)
 	}
@@ -215,10 +219,15 @@ func (c *Authlog) tail() (err error) {
 	if err := c.read(); err != nil {
 		return err
 	}
-	if c.StateFile != "" {
-		return saveState(c.StateFile, c.pos)
+	return c.save()
+}
+
+// save keeps the position in StateFile, if there is one.
+func (c *Authlog) save() error {
+	if c.StateFile == "" {
+		return nil
 	}
-	return nil
+	return saveState(c.StateFile, c.pos)
 }
 
 // drainRotated reads what is left of a rotated log after the saved position,
