@@ -145,7 +145,7 @@ func (c *Authlog) tail() (err error) {
 		if c.f != nil {
 			// The log is gone (rotated, not yet recreated): drain the old
 			// file, and save how far, or a restart would count it again.
-			if err := c.read(); err != nil {
+			if _, err := c.read(); err != nil {
 				return err
 			}
 			return c.save()
@@ -171,11 +171,12 @@ func (c *Authlog) tail() (err error) {
 			c.pos = saved
 		case saved.Path == path && saved.Inode != 0:
 			// Rotated while we were down: finish the old file if it is the
-			// usual ".1", then start the new one from the top.
-			if err := c.drainRotated(path+".1", saved); err != nil {
-				return err
-			}
+			// usual ".1", as after a rename seen while running (below), then
+			// start the new one from the top.
 			c.pos = authPosition{Path: path, Inode: inode}
+			if old := openRotated(path+".1", saved); old != nil {
+				c.f, c.pos = old, saved
+			}
 		default:
 			c.pos = authPosition{Path: path, Inode: inode, Offset: st.Size()}
 		}
@@ -183,8 +184,14 @@ func (c *Authlog) tail() (err error) {
 
 	if c.f != nil && c.pos.Inode != inode {
 		// Renamed away: what was appended before the rename is still ours.
-		if err := c.read(); err != nil {
+		eof, err := c.read()
+		if err != nil {
 			return err
+		}
+		if !eof {
+			// MaxRead reached: finish the old file on the next scrape
+			// before moving on, or its rest would be lost.
+			return c.save()
 		}
 		c.f.Close()
 		c.f = nil
@@ -216,7 +223,7 @@ func (c *Authlog) tail() (err error) {
 			return err
 		}
 	}
-	if err := c.read(); err != nil {
+	if _, err := c.read(); err != nil {
 		return err
 	}
 	return c.save()
@@ -230,30 +237,28 @@ func (c *Authlog) save() error {
 	return saveState(c.StateFile, c.pos)
 }
 
-// drainRotated reads what is left of a rotated log after the saved position,
-// if the file at path is the one the position belongs to.
-func (c *Authlog) drainRotated(path string, saved authPosition) error {
+// openRotated opens a rotated log at the saved position, if the file at path
+// is the one the position belongs to. It returns nil when it is not.
+func openRotated(path string, saved authPosition) *os.File {
 	old, err := os.Open(path)
 	if err != nil {
 		return nil // rotated away further, or compressed: nothing to recover
 	}
-	defer old.Close()
 	s, err := old.Stat()
 	if err != nil || inodeOf(s) != saved.Inode {
+		old.Close()
 		return nil
 	}
 	if _, err := old.Seek(saved.Offset, io.SeekStart); err != nil {
-		return err
+		old.Close()
+		return nil
 	}
-	c.f, c.pos = old, saved
-	err = c.read()
-	c.f = nil
-	c.partial, c.partialLen = c.partial[:0], 0
-	return err
+	return old
 }
 
-// read consumes complete lines from the open file, up to MaxRead bytes.
-func (c *Authlog) read() error {
+// read consumes complete lines from the open file, up to MaxRead bytes. It
+// reports whether it reached the end of the file.
+func (c *Authlog) read() (eof bool, err error) {
 	limit := c.MaxRead
 	if limit <= 0 {
 		limit = 64 << 20
@@ -267,13 +272,13 @@ func (c *Authlog) read() error {
 			c.consume(buf[:n])
 		}
 		if errors.Is(err, io.EOF) || n == 0 {
-			return nil
+			return true, nil
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // consume counts the complete lines in b and keeps an unfinished last line
