@@ -16,8 +16,9 @@ import (
 var DefaultIntegrityPaths = []string{"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/sudoers", "/etc/ssh/sshd_config"}
 
 // fileState is what is compared with the baseline. The stat fields decide
-// whether the file must be hashed again; the hash and ownership decide
-// whether it changed.
+// whether the file must be hashed again; the hash, mode and ownership decide
+// whether it changed (size, inode and mtime stand in for the hash of a file
+// that is not hashed).
 type fileState struct {
 	Exists bool   `json:"exists"`
 	SHA256 string `json:"sha256,omitempty"`
@@ -32,7 +33,13 @@ type fileState struct {
 }
 
 func (a fileState) sameContent(b fileState) bool {
-	return a.Exists == b.Exists && a.SHA256 == b.SHA256 && a.Mode == b.Mode && a.UID == b.UID && a.GID == b.GID
+	same := a.Exists == b.Exists && a.SHA256 == b.SHA256 && a.Mode == b.Mode && a.UID == b.UID && a.GID == b.GID
+	if same && a.Exists && a.SHA256 == "" {
+		// Not hashed (larger than MaxSize, or not a regular file): the
+		// stat that stands for the content is all there is to compare.
+		same = a.Size == b.Size && a.Inode == b.Inode && a.MTime == b.MTime
+	}
+	return same
 }
 
 func (a fileState) sameStat(b fileState) bool {
