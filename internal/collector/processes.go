@@ -112,6 +112,7 @@ func (c *Processes) Update(_ context.Context, w *Writer) error {
 	}
 	cur := make(map[pidKey]uint64, len(c.prev))
 	var buf []byte
+	var errs []error
 	for _, name := range names {
 		pid, err := strconv.Atoi(name)
 		if err != nil {
@@ -123,7 +124,11 @@ func (c *Processes) Update(_ context.Context, w *Writer) error {
 		}
 		st, err := parsePIDStat(buf)
 		if err != nil {
-			return fmt.Errorf("parse %s: %w", c.Paths.proc(name, "stat"), err)
+			// Skip the process but finish the scrape: returning here would
+			// leave c.prev behind the CPU already added to the groups, and
+			// the next scrape would add it again.
+			errs = append(errs, fmt.Errorf("parse %s: %w", c.Paths.proc(name, "stat"), err))
+			continue
 		}
 		state := "other"
 		if c := st.state; c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' {
@@ -203,7 +208,7 @@ func (c *Processes) Update(_ context.Context, w *Writer) error {
 	groupFamily("deus_process_group_processes", Gauge,
 		"Number of processes in a top group.",
 		func(g *procGroup) float64 { return float64(g.count) })
-	return nil
+	return errors.Join(errs...)
 }
 
 // readInto reads a small file into buf, reusing its storage.
