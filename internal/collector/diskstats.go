@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -29,7 +28,8 @@ type diskStats struct {
 // parseDiskstats parses /proc/diskstats.
 func parseDiskstats(r io.Reader) ([]diskStats, error) {
 	var out []diskStats
-	sc := bufio.NewScanner(r)
+	sc, done := newScanner(r)
+	defer done()
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) == 0 {

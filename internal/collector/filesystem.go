@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -31,8 +30,8 @@ type mount struct {
 // parseMountinfo parses /proc/PID/mountinfo.
 func parseMountinfo(r io.Reader) ([]mount, error) {
 	var out []mount
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 16*1024), 1<<20)
+	sc, done := newScanner(r)
+	defer done()
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "" {

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -20,7 +19,8 @@ type memField struct {
 // converted to bytes.
 func parseMeminfo(r io.Reader) ([]memField, error) {
 	var out []memField
-	sc := bufio.NewScanner(r)
+	sc, done := newScanner(r)
+	defer done()
 	for sc.Scan() {
 		line := sc.Text()
 		key, rest, ok := strings.Cut(line, ":")
@@ -35,7 +35,7 @@ func parseMeminfo(r io.Reader) ([]memField, error) {
 		if err != nil {
 			return nil, fmt.Errorf("meminfo %s: %w", key, err)
 		}
-		key = strings.NewReplacer("(", "_", ")", "").Replace(key)
+		key = memKeyName(key)
 		if !validMetricNamePart(key) {
 			return nil, fmt.Errorf("meminfo key %q: not usable in a metric name", key)
 		}
@@ -49,6 +49,24 @@ func parseMeminfo(r io.Reader) ([]memField, error) {
 		out = append(out, memField{name: key, value: v})
 	}
 	return out, sc.Err()
+}
+
+// memKeyName turns "Active(anon)" into "Active_anon".
+func memKeyName(key string) string {
+	if !strings.ContainsAny(key, "()") {
+		return key
+	}
+	b := make([]byte, 0, len(key))
+	for i := 0; i < len(key); i++ {
+		switch key[i] {
+		case '(':
+			b = append(b, '_')
+		case ')':
+		default:
+			b = append(b, key[i])
+		}
+	}
+	return string(b)
 }
 
 func validMetricNamePart(s string) bool {

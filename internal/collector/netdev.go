@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -27,7 +26,8 @@ type netDev struct {
 // parseNetDev parses /proc/net/dev.
 func parseNetDev(r io.Reader) ([]netDev, error) {
 	var out []netDev
-	sc := bufio.NewScanner(r)
+	sc, done := newScanner(r)
+	defer done()
 	for n := 0; sc.Scan(); n++ {
 		if n < 2 {
 			continue // two header lines

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +20,8 @@ type psi struct {
 // total=1234" and an optional "full" line; totals are in microseconds).
 func parsePressure(r io.Reader) (psi, error) {
 	var p psi
-	sc := bufio.NewScanner(r)
+	sc, done := newScanner(r)
+	defer done()
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) == 0 {

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"encoding/hex"
@@ -40,7 +39,8 @@ type netSocket struct {
 // parseNetSockets parses /proc/net/tcp and its siblings.
 func parseNetSockets(r io.Reader) ([]netSocket, error) {
 	var out []netSocket
-	sc := bufio.NewScanner(r)
+	sc, done := newScanner(r)
+	defer done()
 	for n := 0; sc.Scan(); n++ {
 		if n == 0 {
 			continue // header

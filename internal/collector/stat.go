@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -33,8 +32,8 @@ type procStat struct {
 // known line with a malformed number is an error.
 func parseProcStat(r io.Reader) (procStat, error) {
 	var st procStat
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 4<<20) // the intr line is long on big hosts
+	sc, done := newScanner(r)
+	defer done()
 	for sc.Scan() {
 		line := sc.Text()
 		key, rest, _ := strings.Cut(line, " ")

@@ -3,7 +3,6 @@
 package exporter
 
 import (
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/deus-ex-machina/deus/internal/collector"
 )
