@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -32,6 +33,34 @@ func parseAuthLine(line string) string {
 	if !ok {
 		return ""
 	}
+	return classifyAuth(prog, msg)
+}
+
+// authFailures is parseAuthLine that also unwraps rsyslog's repeated-message
+// reduction ("message repeated 3 times: [ Failed password for ...]", on by
+// default on Ubuntu), returning how many failures the line stands for.
+func authFailures(line string) (string, int) {
+	prog, msg, ok := splitSyslog(line)
+	if !ok {
+		return "", 0
+	}
+	n := 1
+	if rest, ok := strings.CutPrefix(msg, "message repeated "); ok {
+		count, inner, ok := strings.Cut(rest, " times: [")
+		v, err := strconv.Atoi(count)
+		if !ok || err != nil || v < 1 {
+			return "", 0
+		}
+		n, msg = v, strings.TrimSuffix(strings.TrimPrefix(inner, " "), "]")
+	}
+	svc := classifyAuth(prog, msg)
+	if svc == "" {
+		return "", 0
+	}
+	return svc, n
+}
+
+func classifyAuth(prog, msg string) string {
 	if prog == "sshd" || prog == "sshd-session" {
 		switch {
 		case strings.HasPrefix(msg, "Failed ") && strings.Contains(msg, " for ") && !strings.Contains(msg, " for invalid user "):
@@ -297,8 +326,8 @@ func (c *Authlog) consume(b []byte) {
 		if len(c.partial) > 0 {
 			line = append(c.partial, line...)
 		}
-		if svc := parseAuthLine(string(line)); svc != "" {
-			c.counts[svc]++
+		if svc, n := authFailures(string(line)); svc != "" {
+			c.counts[svc] += float64(n)
 		}
 		c.pos.Offset += c.partialLen + int64(i) + 1
 		c.partial, c.partialLen = c.partial[:0], 0

@@ -37,7 +37,9 @@ func parseMountinfo(r io.Reader) ([]mount, error) {
 		if line == "" {
 			continue
 		}
-		fields := strings.Fields(line)
+		// The kernel escapes space, tab, newline and backslash in paths and
+		// writes every other byte raw, so fields are split on spaces only.
+		fields := strings.Split(line, " ")
 		sep := -1
 		for i := 6; i < len(fields); i++ {
 			if fields[i] == "-" {

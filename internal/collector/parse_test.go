@@ -948,3 +948,28 @@ func TestSplitSyslog(t *testing.T) {
 		})
 	}
 }
+
+func TestAuthFailuresUnwrapsRepeatedMessages(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, line string
+		svc        string
+		n          int
+	}{
+		{"a plain failure counts once", "Nov 23 10:00:01 web1 sshd[1201]: Failed password for root from 203.0.113.5 port 51122 ssh2", "sshd", 1},
+		{"a repeated failure counts as many times as rsyslog says", "Nov 23 10:00:09 web1 sshd[1201]: message repeated 4 times: [ Failed password for root from 203.0.113.5 port 51122 ssh2]", "sshd", 4},
+		{"a repeated PAM failure counts for its service", "2026-11-23T10:01:00+00:00 web1 sudo: message repeated 2 times: [ pam_unix(sudo:auth): authentication failure; logname=alice]", "sudo", 2},
+		{"a repeated line that is no failure counts nothing", "Nov 23 10:00:09 web1 sshd[1201]: message repeated 3 times: [ Accepted publickey for deploy]", "", 0},
+		{"a repeat count that is not a number counts nothing", "Nov 23 10:00:09 web1 sshd[1201]: message repeated many times: [ Failed password for root]", "", 0},
+		{"a zero repeat count counts nothing", "Nov 23 10:00:09 web1 sshd[1201]: message repeated 0 times: [ Failed password for root]", "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			svc, n := authFailures(tt.line)
+			if svc != tt.svc || n != tt.n {
+				t.Errorf("authFailures(%q) = %q, %d; want %q, %d", tt.line, svc, n, tt.svc, tt.n)
+			}
+		})
+	}
+}
