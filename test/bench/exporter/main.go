@@ -79,7 +79,10 @@ func run(oursBin, theirsBin string, n int) error {
 	}
 
 	var results []result
-	for _, e := range []struct{ name, bin, addr string; args []string }{
+	for _, e := range []struct {
+		name, bin, addr string
+		args            []string
+	}{
 		{"node_exporter", theirsBin, theirsAddr, theirsArgs},
 		{"deus exporter", oursBin, oursAddr, oursArgs},
 	} {
@@ -89,7 +92,7 @@ func run(oursBin, theirsBin string, n int) error {
 		}
 		results = append(results, r)
 	}
-	report(os.Stdout, results[1], results[0])
+	report(results[1], results[0])
 	return nil
 }
 
@@ -228,7 +231,7 @@ func waitReady(url string) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready: %v", url, err)
+			return fmt.Errorf("%s not ready: %w", url, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -243,16 +246,16 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
-func report(w io.Writer, ours, theirs result) {
+func report(ours, theirs result) {
 	row := func(name string, o, t float64, format string) {
 		ratio := "-"
 		if t != 0 {
 			ratio = fmt.Sprintf("%.2f", o/t)
 		}
-		fmt.Fprintf(w, "%-26s %14s %14s %8s\n", name, fmt.Sprintf(format, o), fmt.Sprintf(format, t), ratio)
+		fmt.Printf("%-26s %14s %14s %8s\n", name, fmt.Sprintf(format, o), fmt.Sprintf(format, t), ratio)
 	}
-	fmt.Fprintf(w, "%d scrapes each, gzip, vitals collectors only\n", ours.scrapes)
-	fmt.Fprintf(w, "%-26s %14s %14s %8s\n", "", "ours", "node_exporter", "ratio")
+	fmt.Printf("%d scrapes each, gzip, vitals collectors only\n", ours.scrapes)
+	fmt.Printf("%-26s %14s %14s %8s\n", "", "ours", "node_exporter", "ratio")
 	row("CPU ms per scrape", ours.cpuPerScrape*1e3, theirs.cpuPerScrape*1e3, "%.3f")
 	row("p50 latency ms", ms(ours.p50), ms(theirs.p50), "%.3f")
 	row("p99 latency ms", ms(ours.p99), ms(theirs.p99), "%.3f")
