@@ -120,3 +120,21 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// WaitListening polls until something accepts TCP connections on addr or
+// the deadline passes.
+func WaitListening(t testing.TB, addr string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listening on %s within %s: %v", addr, within, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a process we do not control; the deadline bounds it
+	}
+}
