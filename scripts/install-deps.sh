@@ -15,6 +15,7 @@ need prometheus-node-exporter prometheus-node-exporter
 need victoria-metrics victoria-metrics
 need vmalert victoria-metrics
 need bwrap bubblewrap
+need dbus-daemon dbus-daemon
 
 if ((${#packages[@]})); then
 	sudo=()

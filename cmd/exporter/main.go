@@ -68,6 +68,8 @@ func run(args []string) int {
 	integrityFiles := app.Flag("collector.integrity.path", "File to watch for changes; repeatable (default: "+fmt.Sprint(o.IntegrityFiles)+").").Strings()
 	app.Flag("collector.integrity.max-size", "Files larger than this are compared by stat only, not hashed.").Default(fmt.Sprint(o.IntegrityMaxSize)).Int64Var(&o.IntegrityMaxSize)
 	app.Flag("collector.services.name", "Service to watch; repeatable.").StringsVar(&o.Services)
+	app.Flag("collector.services.backend", "How services are checked: systemd (over D-Bus), process (a process whose name is the service's), or auto (systemd where it is the init system).").Default(o.ServicesBackend).EnumVar(&o.ServicesBackend, "auto", "systemd", "process")
+	app.Flag("collector.services.dbus-address", "D-Bus address of systemd's bus for the systemd backend; empty is the system bus.").StringVar(&o.SystemdAddress)
 	flag.AddFlags(app, logConfig)
 
 	if _, err := app.Parse(args); err != nil {

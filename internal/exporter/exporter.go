@@ -64,6 +64,8 @@ type Options struct {
 	IntegrityFiles               []string
 	IntegrityMaxSize             int64
 	Services                     []string
+	ServicesBackend              string // auto, systemd or process
+	SystemdAddress               string // D-Bus address; empty is the system bus
 
 	// Hooks for tests; nil means the real thing.
 	Now      func() time.Time
@@ -91,6 +93,7 @@ func DefaultOptions() Options {
 		AuthlogFiles:                 collector.DefaultAuthLogs,
 		IntegrityFiles:               collector.DefaultIntegrityPaths,
 		IntegrityMaxSize:             16 << 20,
+		ServicesBackend:              "auto",
 	}
 }
 
@@ -151,8 +154,22 @@ func Collectors(o Options) ([]collector.Entry, error) {
 			return &collector.Integrity{Paths: o.Paths, Files: o.IntegrityFiles, MaxSize: o.IntegrityMaxSize, StateFile: filepath.Join(o.StateDir, "integrity.json"), Now: o.Now}
 		},
 		"services": func() collector.Collector {
-			return &collector.Services{Names: o.Services, Checker: collector.ProcessChecker{Paths: o.Paths}}
+			var checker collector.ServiceChecker = collector.ProcessChecker{Paths: o.Paths}
+			switch o.ServicesBackend {
+			case "systemd":
+				checker = &collector.SystemdChecker{Address: o.SystemdAddress}
+			case "auto":
+				if collector.SystemdBooted(o.Paths) {
+					checker = &collector.SystemdChecker{Address: o.SystemdAddress}
+				}
+			}
+			return &collector.Services{Names: o.Services, Checker: checker}
 		},
+	}
+	switch o.ServicesBackend {
+	case "auto", "systemd", "process":
+	default:
+		errs = append(errs, fmt.Errorf("--collector.services.backend: %q is not one of auto, systemd, process", o.ServicesBackend))
 	}
 	if o.ProcessesTopN < 1 {
 		errs = append(errs, fmt.Errorf("--collector.processes.top: must be at least 1, got %d", o.ProcessesTopN))
