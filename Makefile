@@ -9,7 +9,7 @@ FUZZTIME  ?= 30s
 # Arguments for `make run`, e.g. make run ARGS='--collector.services.name=nginx'.
 ARGS      ?=
 
-.PHONY: all build run test deps lint unit bench-exporter fuzz clean
+.PHONY: all build run test deps lint unit bench-exporter fuzz nab clean
 
 all: build
 
@@ -37,6 +37,14 @@ unit:
 ## bench-exporter: our exporter and node_exporter side by side, with ratios.
 bench-exporter: build deps
 	$(GO) run ./test/bench/exporter -ours $(BIN)/exporter
+
+## nab: run the shipped anomaly alert over a folder of NAB-format series,
+## e.g. make nab DATA=../shared/nab-dev/data OUT=alerts.csv
+DATA ?= ../shared/nab-dev/data
+OUT  ?= out/nab-alerts.csv
+nab:
+	@mkdir -p $(dir $(OUT))
+	$(GO) run ./test/nab -data $(DATA) -out $(OUT) -rules rules/anomaly.rules.yml
 
 ## fuzz: run every fuzzer for FUZZTIME.
 fuzz:
