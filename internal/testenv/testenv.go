@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -46,6 +47,26 @@ func Binary(t testing.TB, name string) string {
 	}
 	t.Skipf("%s not found on PATH: run make deps to install it", name)
 	return ""
+}
+
+// RepoRoot returns the root of the module the test runs in: the nearest
+// directory at or above the working directory that holds go.mod.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod at or above the working directory")
+		}
+		dir = parent
+	}
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment
