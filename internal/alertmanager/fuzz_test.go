@@ -1,0 +1,83 @@
+package alertmanager
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// FuzzDecodeWebhook feeds Decode arbitrary bodies. It must never panic;
+// whatever it refuses must be refused with *ValidationErrors only (so the
+// intake answers 400, not 500); and whatever it accepts must split into one
+// alert per payload alert, each firing or resolved, with a key that depends
+// on nothing but the alert.
+func FuzzDecodeWebhook(f *testing.F) {
+	for _, name := range []string{"webhook-firing.json", "webhook-resolved.json"} {
+		f.Add(readFixture(f, name))
+	}
+	f.Add(marshal(f, payload(3)))
+	for _, s := range []string{
+		"",
+		"null",
+		"{}",
+		`{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"a":"\ud83d\ude80"},"fingerprint":"0123456789abcdef","startsAt":"2026-01-01T00:00:00.123456789+02:00"}]}`,
+		`{"version":"4","status":"resolved","truncatedAlerts":2,"alerts":[{"status":"firing","labels":{"a":"\u0000"},"fingerprint":"0123456789abcdef","startsAt":"2026-01-01T00:00:00Z"}]}`,
+		`{"alerts":[{"startsAt":"x","labels":{"\ud800":1}}]}`,
+		"{\"receiver\":\"\xff\"}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		msg, err := Decode(bytes.NewReader(body))
+		if err != nil {
+			if msg != nil {
+				t.Errorf("Decode(%q) returned a message and error %v", body, err)
+			}
+			checkValidationErrors(t, body, err)
+			return
+		}
+		alerts := Split(msg)
+		if len(alerts) != len(msg.Alerts) || len(alerts) == 0 {
+			t.Fatalf("Decode(%q): Split returned %d alerts of %d", body, len(alerts), len(msg.Alerts))
+		}
+		again, err := Decode(bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("Decode(%q) failed the second time: %v", body, err)
+		}
+		for i, a := range alerts {
+			if a.Status != StatusFiring && a.Status != StatusResolved {
+				t.Errorf("Decode(%q): alert %d has status %q", body, i, a.Status)
+			}
+			if a.Status != Status(msg.Alerts[i].Status) {
+				t.Errorf("Decode(%q): alert %d has status %q; the payload says %q", body, i, a.Status, msg.Alerts[i].Status)
+			}
+			key := a.Key()
+			if key != a.Key() || key != Split(again)[i].Key() {
+				t.Errorf("Decode(%q): alert %d has key %q, then %q", body, i, key, Split(again)[i].Key())
+			}
+			if want := a.Fingerprint + "/" + string(a.Status) + "/"; !strings.HasPrefix(key, want) || len(key) != len(want)+len(keyTime) {
+				t.Errorf("Decode(%q): alert %d has key %q; want %s and a %d-byte time", body, i, key, want, len(keyTime))
+			}
+			other := a
+			other.ExternalURL += "-2"
+			if other.Key() != key {
+				t.Errorf("Decode(%q): alert %d's key depends on externalURL", body, i)
+			}
+		}
+	})
+}
+
+func checkValidationErrors(t *testing.T, body []byte, err error) {
+	t.Helper()
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			checkValidationErrors(t, body, e)
+		}
+		return
+	}
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Errorf("Decode(%q) error %v (%T) is not a *ValidationError", body, err, err)
+	}
+}
