@@ -9,7 +9,7 @@ FUZZTIME  ?= 30s
 # Arguments for `make run`, e.g. make run ARGS='--collector.services.name=nginx'.
 ARGS      ?=
 
-.PHONY: all build run test deps lint unit bench-exporter fuzz nab clean
+.PHONY: all build run test deps lint unit bench-exporter fuzz nab nab-check clean
 
 all: build
 
@@ -21,8 +21,9 @@ run: build
 	$(BIN)/exporter $(ARGS)
 
 ## test: install what is missing, then lint and run every test (unit,
-## golden, fuzz seeds, integration against the real servers).
-test: deps lint unit
+## golden, fuzz seeds, integration against the real servers, rule tests),
+## and score the anomaly rules on the NAB development split.
+test: deps lint unit nab-check
 
 deps:
 	./scripts/install-deps.sh
@@ -45,6 +46,20 @@ OUT  ?= out/nab-alerts.csv
 nab:
 	@mkdir -p $(dir $(OUT))
 	$(GO) run ./test/nab -data $(DATA) -out $(OUT) -rules rules/anomaly.rules.yml
+
+## nab-check: score the shipped anomaly alert on the NAB development split
+## (../shared/nab-dev) and fail below NAB_FLOOR, a regression guard a few
+## points under what docs/anomaly.md reports.
+SHARED    ?= ../shared
+NAB_FLOOR ?= 45
+nab-check:
+	@test -d $(SHARED)/nab-dev || { echo "nab-check: $(SHARED)/nab-dev not found"; exit 1; }
+	$(MAKE) --no-print-directory nab DATA=$(SHARED)/nab-dev/data OUT=out/nab-dev-alerts.csv
+	python3 $(SHARED)/nab-dev/nab_score.py --windows $(SHARED)/nab-dev/labels/windows_dev.json \
+		--data-dir $(SHARED)/nab-dev/data --detections out/nab-dev-alerts.csv --json out/nab-dev-score.json
+	python3 -c 'import json,sys; t=json.load(open("out/nab-dev-score.json"))["total"]; s=t["nab_score"]; \
+		print("NAB standard score %.1f (floor $(NAB_FLOOR)), window P/R/F1 %.2f/%.2f/%.2f" % (s, t["precision"], t["recall"], t["f1"])); \
+		sys.exit(0 if s >= $(NAB_FLOOR) else 1)'
 
 ## fuzz: run every fuzzer for FUZZTIME.
 fuzz:
