@@ -3,6 +3,7 @@ package action
 import (
 	"errors"
 	"fmt"
+	"regexp"
 )
 
 // ErrRefused is wrapped by the errors of runs an action would not make: a
@@ -35,4 +36,31 @@ func final(err error) error { return &Error{Err: err} }
 // refusef returns a refusal, which wraps ErrRefused and is not Retryable.
 func refusef(format string, a ...any) error {
 	return &Error{Err: fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, a...))}
+}
+
+// runIDRE is what a RunID must look like: actions put it in file names and
+// firewall comments.
+var runIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
+// checkRunID refuses a RunID that cannot be a file name or a comment.
+func checkRunID(id string) error {
+	if !runIDRE.MatchString(id) {
+		return refusef("run id %q is not 1 to 128 of [A-Za-z0-9._:-] starting with a letter or digit", id)
+	}
+	return nil
+}
+
+// validate checks req's parameters against spec once more: Run is exported,
+// and the values come from alerts.
+func validate(spec Spec, req Request) (map[string]string, error) {
+	p, err := spec.Validate(req.Params)
+	if err != nil {
+		return nil, &Error{Err: fmt.Errorf("%w: %s: %w", ErrRefused, spec.Name, err)}
+	}
+	if !req.DryRun {
+		if err := checkRunID(req.RunID); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
