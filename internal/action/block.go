@@ -1,0 +1,364 @@
+package action
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Firewall backends of block_ip.
+const (
+	FirewallAuto     = "auto"
+	FirewallNftables = "nftables"
+	FirewallIptables = "iptables"
+)
+
+// BlockOptions configure block_ip.
+type BlockOptions struct {
+	// Backend is FirewallNftables, FirewallIptables or FirewallAuto (or
+	// ""): nftables when nft is on Path, else iptables.
+	Backend string
+	// Runner runs nft or iptables.
+	Runner Runner
+	// NeverBlock lists addresses and prefixes (the admin network, the
+	// monitoring hosts) that block_ip refuses, with anything overlapping
+	// them. Loopback and the unspecified addresses are always refused.
+	NeverBlock []string
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// BlockIP is block_ip: drop incoming packets from an address or prefix for
+// a while. With nftables the address goes into a set with a timeout
+// (table inet deus, sets blocked4 and blocked6, a drop rule in chain
+// input), and the kernel expires it. With iptables a DROP rule is inserted
+// at the top of INPUT with the comment deus:<run id>@<expiry>, and
+// ExpireBlocks deletes the rules whose time has passed: the healer calls it
+// periodically. Blocking an address already in the nftables set sets its
+// timeout again on kernels that support it (older ones keep the first).
+// Rolling back one run unblocks the address even if a later run blocked it
+// too.
+type BlockIP struct {
+	backend    string
+	runner     Runner
+	neverBlock []netip.Prefix
+	now        func() time.Time
+	logger     *slog.Logger
+}
+
+// alwaysProtected are never blocked: blocking them cuts the host off from
+// itself.
+var alwaysProtected = []string{"127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128"}
+
+// NewBlockIP returns block_ip.
+func NewBlockIP(o BlockOptions) (*BlockIP, error) {
+	b := &BlockIP{backend: o.Backend, runner: o.Runner, now: o.Now, logger: o.Logger}
+	if b.runner == nil {
+		return nil, errors.New("block_ip: no runner")
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if b.logger == nil {
+		b.logger = slog.New(slog.DiscardHandler)
+	}
+	switch b.backend {
+	case FirewallNftables, FirewallIptables:
+	case "", FirewallAuto:
+		b.backend = FirewallNftables
+		if _, err := lookPath("nft"); err != nil {
+			if _, err := lookPath("iptables"); err == nil {
+				b.backend = FirewallIptables
+			}
+		}
+	default:
+		return nil, fmt.Errorf("block_ip: unknown firewall %q (want auto, nftables or iptables)", b.backend)
+	}
+	var errs []error
+	for _, s := range append(alwaysProtected, o.NeverBlock...) {
+		p, err := parsePrefix(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("block_ip: never-block %q: %w", s, err))
+			continue
+		}
+		b.neverBlock = append(b.neverBlock, p)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return b, nil
+}
+
+// parsePrefix parses an address or a prefix, unmapping IPv4-in-IPv6.
+func parsePrefix(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or a prefix", s)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
+}
+
+// Spec implements Action.
+func (b *BlockIP) Spec() Spec {
+	return Spec{
+		Name:       "block_ip",
+		Doc:        "Drop incoming packets from an address or prefix for ttl (" + b.backend + "). Refuses loopback, the unspecified address, prefixes broader than /8 (IPv4) or /32 (IPv6), and the never-block list.",
+		Tier:       TierHigh,
+		Timeout:    30 * time.Second,
+		Reversible: true,
+		Params: []Param{
+			{Name: "address", Type: TypeIP, Pattern: "cidr", Required: true, Doc: "Address or prefix to block."},
+			{Name: "ttl", Type: TypeDuration, Default: "1h", Min: Bound(1), Max: Bound(7 * 24 * 3600), Doc: "How long the block lasts, at most 7d."},
+		},
+	}
+}
+
+// blockUndo is block_ip's Undo.
+type blockUndo struct {
+	Backend string    `json:"backend"`
+	Address string    `json:"address"`
+	Comment string    `json:"comment,omitempty"`
+	Expires time.Time `json:"expires"`
+}
+
+// check refuses what may not be blocked.
+func (b *BlockIP) check(addr string) (netip.Prefix, error) {
+	p, err := parsePrefix(addr)
+	if err != nil {
+		return p, refusef("block_ip: %v", err)
+	}
+	switch {
+	case strings.HasPrefix(addr, "-"):
+		return p, refusef("block_ip: %q looks like an option", addr)
+	case p.Addr().Is4In6():
+		return p, refusef("block_ip: %s is an IPv4-mapped prefix; give the IPv4 prefix", p)
+	case p.Addr().Is4() && p.Bits() < 8, p.Addr().Is6() && p.Bits() < 32:
+		return p, refusef("block_ip: %s is broader than /8 (IPv4) or /32 (IPv6)", p)
+	}
+	for _, q := range b.neverBlock {
+		if p.Overlaps(q) {
+			return p, refusef("block_ip: %s overlaps %s, which is never blocked", p, q)
+		}
+	}
+	return p, nil
+}
+
+// Run implements Action.
+func (b *BlockIP) Run(ctx context.Context, req Request) (Result, error) {
+	params, err := validate(b.Spec(), req)
+	if err != nil {
+		return Result{}, err
+	}
+	addr := params["address"]
+	p, err := b.check(addr)
+	if err != nil {
+		b.logger.Info("block_refused", "address", addr, "reason", err.Error())
+		return Result{}, err
+	}
+	ttl, err := ParseDuration(params["ttl"])
+	if err != nil {
+		return Result{}, refusef("block_ip: ttl: %v", err)
+	}
+	ttl = ttl.Truncate(time.Second)
+	expires := b.now().Add(ttl).UTC().Truncate(time.Second)
+	u := blockUndo{Backend: b.backend, Address: addr, Expires: expires}
+	var argv []string
+	if b.backend == FirewallNftables {
+		argv = []string{"nft", nftBlockScript(p, addr, ttl)}
+	} else {
+		u.Comment = "deus:" + req.RunID + "@" + expires.Format(time.RFC3339)
+		argv = []string{iptablesFor(p), "-w", "-I", "INPUT", "-s", addr, "-j", "DROP", "-m", "comment", "--comment", u.Comment}
+	}
+	res := Result{Target: addr, Argv: argv}
+	if req.DryRun {
+		res.Summary = fmt.Sprintf("would block %s for %s with %s", addr, params["ttl"], b.backend)
+		return res, nil
+	}
+	out, err := b.runner.Run(ctx, argv, nil)
+	res.Output = out.Text
+	if err != nil {
+		return res, fmt.Errorf("block_ip: %w", err)
+	}
+	res.Undo, err = json.Marshal(u)
+	if err != nil {
+		return res, final(fmt.Errorf("block_ip: encode undo: %w", err))
+	}
+	res.Summary = fmt.Sprintf("blocked %s until %s with %s", addr, expires.Format(time.RFC3339), b.backend)
+	return res, nil
+}
+
+// Rollback implements Reverser: it deletes the set element or the rule.
+func (b *BlockIP) Rollback(ctx context.Context, runID string, undo json.RawMessage) (Result, error) {
+	var u blockUndo
+	if err := json.Unmarshal(undo, &u); err != nil {
+		return Result{}, &Error{Err: fmt.Errorf("block_ip: rollback: decode undo: %w", err)}
+	}
+	p, err := parsePrefix(u.Address)
+	if err != nil || strings.HasPrefix(u.Address, "-") {
+		return Result{}, refusef("block_ip: rollback: address %q is not an address or a prefix", u.Address)
+	}
+	res := Result{Target: u.Address}
+	var argv []string
+	switch u.Backend {
+	case FirewallNftables:
+		if !b.now().Before(u.Expires) {
+			res.Summary = fmt.Sprintf("block of %s expired at %s: nothing to undo", u.Address, u.Expires.Format(time.RFC3339))
+			return res, nil
+		}
+		argv = []string{"nft", fmt.Sprintf("delete element inet deus %s { %s }", nftSet(p), u.Address)}
+	case FirewallIptables:
+		want := "deus:" + runID + "@" + u.Expires.UTC().Format(time.RFC3339)
+		if u.Comment != want {
+			return res, refusef("block_ip: rollback: comment %q is not %q", u.Comment, want)
+		}
+		argv = []string{iptablesFor(p), "-w", "-D", "INPUT", "-s", u.Address, "-j", "DROP", "-m", "comment", "--comment", u.Comment}
+	default:
+		return res, refusef("block_ip: rollback: unknown backend %q", u.Backend)
+	}
+	res.Argv = argv
+	out, err := b.runner.Run(ctx, argv, nil)
+	res.Output = out.Text
+	if err != nil {
+		return res, fmt.Errorf("block_ip: rollback: %w", err)
+	}
+	res.Summary = fmt.Sprintf("unblocked %s (%s)", u.Address, u.Backend)
+	return res, nil
+}
+
+// ExpireBlocks deletes the iptables rules block_ip inserted whose time has
+// passed, and returns their comments. With nftables the kernel expires
+// blocks itself and ExpireBlocks does nothing. The healer calls it
+// periodically (a minute is fine): until then an expired rule stays.
+func (b *BlockIP) ExpireBlocks(ctx context.Context) ([]string, error) {
+	if b.backend != FirewallIptables {
+		return nil, nil
+	}
+	now := b.now()
+	var expired []string
+	var errs []error
+	for _, bin := range []string{"iptables", "ip6tables"} {
+		out, err := b.runner.Run(ctx, []string{bin, "-w", "-S", "INPUT"}, nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("block_ip: list %s rules: %w", bin, err))
+			continue
+		}
+		for _, line := range strings.Split(out.Text, "\n") {
+			spec, comment, ok := expiredRule(line, now)
+			if !ok {
+				continue
+			}
+			argv := append([]string{bin, "-w", "-D", "INPUT"}, spec...)
+			if _, err := b.runner.Run(ctx, argv, nil); err != nil {
+				errs = append(errs, fmt.Errorf("block_ip: delete %s: %w", comment, err))
+				continue
+			}
+			b.logger.Info("block_expired", "comment", comment)
+			expired = append(expired, comment)
+		}
+	}
+	return expired, errors.Join(errs...)
+}
+
+// expiredRule reads a line of iptables -S INPUT and returns its rule
+// specification when it is a block_ip rule whose expiry has passed.
+func expiredRule(line string, now time.Time) (spec []string, comment string, ok bool) {
+	f, err := splitSaved(line)
+	if err != nil || len(f) < 4 || f[0] != "-A" || f[1] != "INPUT" {
+		return nil, "", false
+	}
+	for i := 2; i+1 < len(f); i++ {
+		if f[i] != "--comment" || !strings.HasPrefix(f[i+1], "deus:") {
+			continue
+		}
+		at := strings.LastIndexByte(f[i+1], '@')
+		if at < 0 {
+			return nil, "", false
+		}
+		exp, err := time.Parse(time.RFC3339, f[i+1][at+1:])
+		if err != nil || now.Before(exp) {
+			return nil, "", false
+		}
+		return f[2:], f[i+1], true
+	}
+	return nil, "", false
+}
+
+// splitSaved splits a line of iptables -S into words: iptables puts
+// comments in double quotes, with \" and \\ escaped.
+func splitSaved(line string) ([]string, error) {
+	var words []string
+	var w strings.Builder
+	in, quoted := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quoted && c == '\\' && i+1 < len(line):
+			i++
+			w.WriteByte(line[i])
+		case c == '"':
+			quoted = !quoted
+			in = true
+		case !quoted && (c == ' ' || c == '\t'):
+			if in {
+				words = append(words, w.String())
+				w.Reset()
+				in = false
+			}
+		default:
+			w.WriteByte(c)
+			in = true
+		}
+	}
+	if quoted {
+		return nil, fmt.Errorf("unbalanced quote in %q", line)
+	}
+	if in {
+		words = append(words, w.String())
+	}
+	return words, nil
+}
+
+// nftSet names the set that holds p.
+func nftSet(p netip.Prefix) string {
+	if p.Addr().Is4() {
+		return "blocked4"
+	}
+	return "blocked6"
+}
+
+// nftBlockScript is one nft transaction that makes sure the table, sets,
+// chain and rules exist (flushing and re-adding the chain's two rules keeps
+// it idempotent) and adds the element.
+func nftBlockScript(p netip.Prefix, addr string, ttl time.Duration) string {
+	return strings.Join([]string{
+		"add table inet deus",
+		"add set inet deus blocked4 { type ipv4_addr; flags interval, timeout; }",
+		"add set inet deus blocked6 { type ipv6_addr; flags interval, timeout; }",
+		"add chain inet deus input { type filter hook input priority -10; policy accept; }",
+		"flush chain inet deus input",
+		"add rule inet deus input ip saddr @blocked4 drop",
+		"add rule inet deus input ip6 saddr @blocked6 drop",
+		fmt.Sprintf("add element inet deus %s { %s timeout %ds }", nftSet(p), addr, int64(ttl/time.Second)),
+	}, "; ")
+}
+
+// iptablesFor returns iptables or ip6tables.
+func iptablesFor(p netip.Prefix) string {
+	if p.Addr().Is4() {
+		return "iptables"
+	}
+	return "ip6tables"
+}
