@@ -1,0 +1,498 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/deus-ex-machina/deus/internal/alertmanager"
+)
+
+// Alert states: an accepted alert is new until the planner has decided what
+// to do about it (planned: runs were created; done: nothing to do, Note says
+// why).
+const (
+	AlertNew     = "new"
+	AlertPlanned = "planned"
+	AlertDone    = "done"
+)
+
+// StoredAlert is an alert as stored at intake.
+type StoredAlert struct {
+	alertmanager.Alert
+	Key        string    `json:"key"`
+	Source     string    `json:"source"`
+	ReceivedAt time.Time `json:"received_at"`
+	Deliveries int       `json:"deliveries"`
+	State      string    `json:"state"`
+	Note       string    `json:"note,omitempty"`
+}
+
+// Run states.
+const (
+	RunPending     = "pending"     // planned, guards not yet passed
+	RunWaiting     = "waiting"     // waiting for approval
+	RunApproved    = "approved"    // approved, not yet started
+	RunRunning     = "running"     // the action is running or being verified
+	RunSucceeded   = "succeeded"   // ran (and verified, when asked)
+	RunFailed      = "failed"      // the action or its verification failed
+	RunRolledBack  = "rolled_back" // undone after a failed verification or by hand
+	RunSkipped     = "skipped"     // a guard or precheck said no; Reason says why
+	RunDenied      = "denied"      // a person denied it
+	RunExpired     = "expired"     // its approval expired
+	RunCancelled   = "cancelled"   // the alert resolved while it waited
+	RunInterrupted = "interrupted" // the healer stopped while it ran
+	RunDryRun      = "dry_run"     // what it would have done, recorded
+)
+
+// Final reports whether a run in state will not change again (except by a
+// rollback by hand).
+func Final(state string) bool {
+	switch state {
+	case RunPending, RunWaiting, RunApproved, RunRunning:
+		return false
+	}
+	return true
+}
+
+// StepRecord is one step of a run: the action, its validated parameters
+// and what it did.
+type StepRecord struct {
+	Action string            `json:"action"`
+	Params map[string]string `json:"params"`
+	Target string            `json:"target,omitempty"`
+	// State is "", ok, failed, dry_run or rolled_back.
+	State  string          `json:"state,omitempty"`
+	Error  string          `json:"error,omitempty"`
+	Argv   []string        `json:"argv,omitempty"`
+	Output string          `json:"output,omitempty"`
+	Undo   json.RawMessage `json:"undo,omitempty"`
+}
+
+// Run is one execution of a runbook for one alert (or of one action by
+// hand, with Runbook empty).
+type Run struct {
+	ID          string            `json:"id"`
+	AlertKey    string            `json:"alert_key"`
+	Fingerprint string            `json:"fingerprint"`
+	Alertname   string            `json:"alertname"`
+	Runbook     string            `json:"runbook"`
+	Action      string            `json:"action"` // the first step's, for listing and metrics
+	Target      string            `json:"target"` // what cooldowns and breakers are kept per
+	Steps       []StepRecord      `json:"steps"`
+	Tier        string            `json:"tier"` // the highest of its steps'
+	Labels      map[string]string `json:"labels,omitempty"`
+	DryRun      bool              `json:"dry_run"`
+	State       string            `json:"state"`
+	Reason      string            `json:"reason,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+	StartedAt   time.Time         `json:"started_at,omitzero"`
+	FinishedAt  time.Time         `json:"finished_at,omitzero"`
+	ExpiresAt   time.Time         `json:"expires_at,omitzero"`
+	DecidedBy   string            `json:"decided_by,omitempty"`
+}
+
+// NewAlerts returns up to limit alerts in state new, oldest first.
+func (s *Store) NewAlerts(ctx context.Context, limit int) ([]StoredAlert, error) {
+	return s.queryAlerts(ctx, `WHERE state = 'new' ORDER BY received_at, key LIMIT ?`, limit)
+}
+
+// Alerts returns the newest alerts, at most limit, optionally of one
+// fingerprint.
+func (s *Store) Alerts(ctx context.Context, fingerprint string, limit int) ([]StoredAlert, error) {
+	if fingerprint != "" {
+		return s.queryAlerts(ctx, `WHERE fingerprint = ? ORDER BY received_at DESC LIMIT ?`, fingerprint, limit)
+	}
+	return s.queryAlerts(ctx, `ORDER BY received_at DESC LIMIT ?`, limit)
+}
+
+// Resolved reports whether a resolved notification is stored for the
+// firing of fingerprint that started at startsAt.
+func (s *Store) Resolved(ctx context.Context, fingerprint string, startsAt time.Time) (bool, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM alerts WHERE fingerprint = ? AND starts_at = ? AND status = 'resolved'`,
+		fingerprint, startsAt.UnixNano()).Scan(&n)
+	return n > 0, err
+}
+
+const alertCols = `key, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at, deliveries, state, note`
+
+func (s *Store) queryAlerts(ctx context.Context, where string, args ...any) ([]StoredAlert, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+alertCols+` FROM alerts `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []StoredAlert
+	for rows.Next() {
+		var (
+			a                   StoredAlert
+			status, lab, ann    string
+			starts, ends, recvd int64
+		)
+		if err := rows.Scan(&a.Key, &a.Fingerprint, &status, &starts, &ends, &lab, &ann, &a.GeneratorURL,
+			&a.Receiver, &a.Source, &recvd, &a.Deliveries, &a.State, &a.Note); err != nil {
+			return nil, err
+		}
+		a.Status = alertmanager.Status(status)
+		a.StartsAt, a.EndsAt, a.ReceivedAt = fromNano(starts), fromNano(ends), fromNano(recvd)
+		a.Labels, a.Annotations = model.LabelSet{}, model.LabelSet{}
+		if err := json.Unmarshal([]byte(lab), &a.Labels); err != nil {
+			return nil, fmt.Errorf("alert %s labels: %w", a.Key, err)
+		}
+		if err := json.Unmarshal([]byte(ann), &a.Annotations); err != nil {
+			return nil, fmt.Errorf("alert %s annotations: %w", a.Key, err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Plan records the planner's decision on an alert in one transaction: its
+// new state and note, and the runs created for it.
+func (s *Store) Plan(ctx context.Context, key, state, note string, runs []Run) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	res, err := tx.ExecContext(ctx, `UPDATE alerts SET state = ?, note = ? WHERE key = ?`, state, note, key)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("alert %s: %w", key, ErrNotFound)
+	}
+	for _, r := range runs {
+		if err := insertRun(ctx, tx, r); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// InsertRun stores a run made outside the planner (healer run by hand).
+func (s *Store) InsertRun(ctx context.Context, r Run) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if err := insertRun(ctx, tx, r); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func insertRun(ctx context.Context, tx *sql.Tx, r Run) error {
+	steps, _ := json.Marshal(r.Steps)
+	labels, _ := json.Marshal(r.Labels)
+	_, err := tx.ExecContext(ctx, `INSERT INTO runs
+		(id, alert_key, fingerprint, alertname, runbook, action, target, steps, labels, tier, dry_run, state, reason, created_at, updated_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.AlertKey, r.Fingerprint, r.Alertname, r.Runbook, r.Action, r.Target, string(steps), string(labels), r.Tier,
+		r.DryRun, r.State, r.Reason, r.CreatedAt.UnixNano(), r.CreatedAt.UnixNano(), unixNano(r.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("insert run %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Update is a change to a run. Zero fields are left as they are.
+type Update struct {
+	State      string
+	Reason     string
+	Target     string
+	StartedAt  time.Time
+	FinishedAt time.Time
+	ExpiresAt  time.Time
+	DecidedBy  string
+	// Steps replaces the run's steps when not nil.
+	Steps []StepRecord
+}
+
+// ErrConflict is returned by UpdateRun when the run is not in any of the
+// states the update expects (someone else moved it first).
+var ErrConflict = errors.New("run is not in the expected state")
+
+// UpdateRun applies u to run id if its state is one of from (any state when
+// from is empty).
+func (s *Store) UpdateRun(ctx context.Context, id string, u Update, from ...string) error {
+	set := []string{"updated_at = ?"}
+	args := []any{s.opts.Now().UnixNano()}
+	add := func(col string, v any) { set = append(set, col+" = ?"); args = append(args, v) }
+	if u.State != "" {
+		add("state", u.State)
+	}
+	if u.Reason != "" {
+		add("reason", u.Reason)
+	}
+	if u.Target != "" {
+		add("target", u.Target)
+	}
+	if !u.StartedAt.IsZero() {
+		add("started_at", u.StartedAt.UnixNano())
+	}
+	if !u.FinishedAt.IsZero() {
+		add("finished_at", u.FinishedAt.UnixNano())
+	}
+	if !u.ExpiresAt.IsZero() {
+		add("expires_at", u.ExpiresAt.UnixNano())
+	}
+	if u.DecidedBy != "" {
+		add("decided_by", u.DecidedBy)
+	}
+	if u.Steps != nil {
+		b, _ := json.Marshal(u.Steps)
+		add("steps", string(b))
+	}
+	q := `UPDATE runs SET ` + strings.Join(set, ", ") + ` WHERE id = ?`
+	args = append(args, id)
+	if len(from) > 0 {
+		q += ` AND state IN (?` + strings.Repeat(", ?", len(from)-1) + `)`
+		for _, f := range from {
+			args = append(args, f)
+		}
+	}
+	res, err := s.w.ExecContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("update run %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := s.Run(ctx, id); err != nil {
+			return err
+		}
+		return fmt.Errorf("run %s: %w", id, ErrConflict)
+	}
+	return nil
+}
+
+const runCols = `id, alert_key, fingerprint, alertname, runbook, action, target, steps, labels, tier, dry_run, state, reason,
+	created_at, updated_at, started_at, finished_at, expires_at, decided_by`
+
+// Run returns the run called id.
+func (s *Store) Run(ctx context.Context, id string) (Run, error) {
+	runs, err := s.queryRuns(ctx, `WHERE id = ?`, id)
+	if err != nil {
+		return Run{}, err
+	}
+	if len(runs) == 0 {
+		return Run{}, fmt.Errorf("run %s: %w", id, ErrNotFound)
+	}
+	return runs[0], nil
+}
+
+// RunFilter selects runs.
+type RunFilter struct {
+	States      []string
+	Fingerprint string
+	AlertKey    string
+	Limit       int
+}
+
+// Runs returns runs, newest first.
+func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
+	var where []string
+	var args []any
+	if len(f.States) > 0 {
+		where = append(where, `state IN (?`+strings.Repeat(", ?", len(f.States)-1)+`)`)
+		for _, st := range f.States {
+			args = append(args, st)
+		}
+	}
+	if f.Fingerprint != "" {
+		where = append(where, `fingerprint = ?`)
+		args = append(args, f.Fingerprint)
+	}
+	if f.AlertKey != "" {
+		where = append(where, `alert_key = ?`)
+		args = append(args, f.AlertKey)
+	}
+	q := ""
+	if len(where) > 0 {
+		q = `WHERE ` + strings.Join(where, " AND ")
+	}
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	q += ` ORDER BY created_at DESC, id LIMIT ?`
+	args = append(args, f.Limit)
+	return s.queryRuns(ctx, q, args...)
+}
+
+func (s *Store) queryRuns(ctx context.Context, where string, args ...any) ([]Run, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+runCols+` FROM runs `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		var (
+			r                                 Run
+			steps, labels                     string
+			created, updated, started, fin, x int64
+		)
+		if err := rows.Scan(&r.ID, &r.AlertKey, &r.Fingerprint, &r.Alertname, &r.Runbook, &r.Action, &r.Target,
+			&steps, &labels, &r.Tier, &r.DryRun, &r.State, &r.Reason, &created, &updated, &started, &fin, &x, &r.DecidedBy); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(steps), &r.Steps); err != nil {
+			return nil, fmt.Errorf("run %s steps: %w", r.ID, err)
+		}
+		if err := json.Unmarshal([]byte(labels), &r.Labels); err != nil {
+			return nil, fmt.Errorf("run %s labels: %w", r.ID, err)
+		}
+		r.CreatedAt, r.UpdatedAt, r.StartedAt, r.FinishedAt, r.ExpiresAt = fromNano(created), fromNano(updated), fromNano(started), fromNano(fin), fromNano(x)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// GuardCounts are what the guards need to know of past runs of a runbook.
+type GuardCounts struct {
+	// LastStart is when a run of the runbook on the target last started
+	// (zero if never), for the cooldown.
+	LastStart time.Time
+	// InWindow is how many runs of the runbook started since the window's
+	// start, on any target, for the rate limit.
+	InWindow int
+	// Targets is how many distinct targets the runbook's runs acted on
+	// since the window's start, for the blast radius.
+	Targets int
+	// TargetSeen reports whether target is among them.
+	TargetSeen bool
+}
+
+// Counts returns the guard counts of runbook and target, counting runs that
+// started (dry runs excluded) since since.
+func (s *Store) Counts(ctx context.Context, runbook, target string, since time.Time) (GuardCounts, error) {
+	var c GuardCounts
+	var last sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT MAX(started_at) FROM runs WHERE runbook = ? AND target = ? AND started_at > 0 AND dry_run = 0`,
+		runbook, target).Scan(&last); err != nil {
+		return c, err
+	}
+	if last.Valid {
+		c.LastStart = fromNano(last.Int64)
+	}
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT target), COALESCE(SUM(target = ?), 0) FROM runs
+		WHERE runbook = ? AND started_at >= ? AND dry_run = 0`, target, runbook, since.UnixNano()).Scan(&c.InWindow, &c.Targets, &c.TargetSeen); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Breaker is the state of the circuit breaker of a runbook on a target.
+type Breaker struct {
+	Runbook     string    `json:"runbook"`
+	Target      string    `json:"target"`
+	Failures    int       `json:"failures"`
+	OpenedAt    time.Time `json:"opened_at,omitzero"`
+	LastFailure time.Time `json:"last_failure"`
+	Escalated   bool      `json:"escalated"`
+}
+
+// Breaker returns the breaker of runbook and target (zero if it never
+// failed).
+func (s *Store) Breaker(ctx context.Context, runbook, target string) (Breaker, error) {
+	b := Breaker{Runbook: runbook, Target: target}
+	var opened, last int64
+	err := s.r.QueryRowContext(ctx, `SELECT failures, opened_at, last_failure, escalated FROM breakers WHERE runbook = ? AND target = ?`,
+		runbook, target).Scan(&b.Failures, &opened, &last, &b.Escalated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return b, nil
+	}
+	b.OpenedAt, b.LastFailure = fromNano(opened), fromNano(last)
+	return b, err
+}
+
+// SaveBreaker stores b.
+func (s *Store) SaveBreaker(ctx context.Context, b Breaker) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO breakers (runbook, target, failures, opened_at, last_failure, escalated)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(runbook, target) DO UPDATE SET
+		failures = excluded.failures, opened_at = excluded.opened_at, last_failure = excluded.last_failure, escalated = excluded.escalated`,
+		b.Runbook, b.Target, b.Failures, unixNano(b.OpenedAt), unixNano(b.LastFailure), b.Escalated)
+	return err
+}
+
+// OpenBreakers returns the breakers that are open.
+func (s *Store) OpenBreakers(ctx context.Context) ([]Breaker, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT runbook, target, failures, opened_at, last_failure, escalated FROM breakers WHERE opened_at > 0`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Breaker
+	for rows.Next() {
+		var b Breaker
+		var opened, last int64
+		if err := rows.Scan(&b.Runbook, &b.Target, &b.Failures, &opened, &last, &b.Escalated); err != nil {
+			return nil, err
+		}
+		b.OpenedAt, b.LastFailure = fromNano(opened), fromNano(last)
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// Retention says how long to keep what.
+type Retention struct {
+	Alerts time.Duration
+	Runs   time.Duration
+}
+
+// Prune deletes alerts received and final runs created before their
+// retention, and returns how many of each. Alerts that still have runs
+// which are not final are kept.
+func (s *Store) Prune(ctx context.Context, ret Retention) (alerts, runs int64, err error) {
+	now := s.opts.Now()
+	if ret.Runs > 0 {
+		res, err := s.w.ExecContext(ctx, `DELETE FROM runs WHERE created_at < ? AND state NOT IN ('pending', 'waiting', 'approved', 'running')`,
+			now.Add(-ret.Runs).UnixNano())
+		if err != nil {
+			return 0, 0, fmt.Errorf("prune runs: %w", err)
+		}
+		runs, _ = res.RowsAffected()
+	}
+	if ret.Alerts > 0 {
+		res, err := s.w.ExecContext(ctx, `DELETE FROM alerts WHERE received_at < ? AND state != 'new'
+			AND key NOT IN (SELECT alert_key FROM runs WHERE state IN ('pending', 'waiting', 'approved', 'running'))`,
+			now.Add(-ret.Alerts).UnixNano())
+		if err != nil {
+			return 0, runs, fmt.Errorf("prune alerts: %w", err)
+		}
+		alerts, _ = res.RowsAffected()
+	}
+	return alerts, runs, nil
+}
+
+// Stats are counts for the healer's metrics.
+type Stats struct {
+	NewAlerts       int
+	PendingRuns     int
+	WaitingApproval int
+	OldestWaiting   time.Time
+}
+
+// Stats returns the current counts.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	var oldest sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM alerts WHERE state = 'new'),
+		(SELECT COUNT(*) FROM runs WHERE state IN ('pending', 'approved', 'running')),
+		(SELECT COUNT(*) FROM runs WHERE state = 'waiting'),
+		(SELECT MIN(created_at) FROM runs WHERE state = 'waiting')`).Scan(&st.NewAlerts, &st.PendingRuns, &st.WaitingApproval, &oldest)
+	if oldest.Valid {
+		st.OldestWaiting = fromNano(oldest.Int64)
+	}
+	return st, err
+}

@@ -1,0 +1,326 @@
+// Package store keeps the healer's state in an embedded SQLite database
+// (WAL mode, the pure-Go modernc.org/sqlite driver): the alerts accepted at
+// intake, which doubles as the durable work queue, the runs planned for
+// them, approvals and circuit breakers.
+//
+// One goroutine writes. Accept hands its alerts to it and waits; the writer
+// takes every request that is waiting, inserts them all in one transaction
+// and answers each after the commit, so concurrent webhook requests share
+// one fsync. Reads go through a separate pool of connections and never wait
+// for the writer.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/deus-ex-machina/deus/internal/alertmanager"
+
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+)
+
+// ErrClosed is returned by the methods of a closed Store.
+var ErrClosed = errors.New("store is closed")
+
+// ErrNotFound is returned when a run or alert does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Options configure a Store.
+type Options struct {
+	// Synchronous is SQLite's synchronous setting: "full" (the default)
+	// makes every commit durable across a power loss; "normal" only across
+	// a crash of the process (kill -9), which is cheaper.
+	Synchronous string
+	// MaxBatch bounds how many Accept calls share one transaction.
+	MaxBatch int
+	// Now is the clock. Nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Store is the healer's database.
+type Store struct {
+	w, r   *sql.DB
+	opts   Options
+	logger *slog.Logger
+
+	reqs   chan *acceptReq
+	done   chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+// Open opens (creating it if needed) the database in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Synchronous == "" {
+		opts.Synchronous = "full"
+	}
+	if opts.Synchronous != "full" && opts.Synchronous != "normal" {
+		return nil, fmt.Errorf("synchronous %q: want full or normal", opts.Synchronous)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "healer.db")
+	dsn := func(extra string) string {
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous("+opts.Synchronous+")")
+		q.Add("_pragma", "foreign_keys(ON)")
+		if extra != "" {
+			q.Add("_txlock", extra)
+		}
+		return "file:" + path + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", dsn("immediate"))
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	if err := migrate(w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn(""))
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(4)
+	s := &Store{
+		w: w, r: r, opts: opts, logger: opts.Logger,
+		reqs:   make(chan *acceptReq, opts.MaxBatch),
+		done:   make(chan struct{}),
+		closed: make(chan struct{}),
+	}
+	go s.writer()
+	return s, nil
+}
+
+// Close stops the writer, after it has answered every Accept it took, and
+// closes the database.
+func (s *Store) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	<-s.done
+	return errors.Join(s.w.Close(), s.r.Close())
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS alerts (
+	key          TEXT PRIMARY KEY,
+	fingerprint  TEXT NOT NULL,
+	status       TEXT NOT NULL,
+	alertname    TEXT NOT NULL,
+	starts_at    INTEGER NOT NULL,
+	ends_at      INTEGER NOT NULL,
+	labels       TEXT NOT NULL,
+	annotations  TEXT NOT NULL,
+	generator_url TEXT NOT NULL,
+	receiver     TEXT NOT NULL,
+	source       TEXT NOT NULL,
+	received_at  INTEGER NOT NULL,
+	deliveries   INTEGER NOT NULL DEFAULT 1,
+	state        TEXT NOT NULL DEFAULT 'new',
+	note         TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, received_at);
+CREATE INDEX IF NOT EXISTS alerts_fp ON alerts(fingerprint, starts_at);
+CREATE INDEX IF NOT EXISTS alerts_received ON alerts(received_at);
+
+CREATE TABLE IF NOT EXISTS runs (
+	id           TEXT PRIMARY KEY,
+	alert_key    TEXT NOT NULL,
+	fingerprint  TEXT NOT NULL,
+	alertname    TEXT NOT NULL,
+	runbook      TEXT NOT NULL,
+	action       TEXT NOT NULL,
+	target       TEXT NOT NULL,
+	steps        TEXT NOT NULL,
+	labels       TEXT NOT NULL,
+	tier         TEXT NOT NULL,
+	dry_run      INTEGER NOT NULL,
+	state        TEXT NOT NULL,
+	reason       TEXT NOT NULL DEFAULT '',
+	created_at   INTEGER NOT NULL,
+	updated_at   INTEGER NOT NULL,
+	started_at   INTEGER NOT NULL DEFAULT 0,
+	finished_at  INTEGER NOT NULL DEFAULT 0,
+	expires_at   INTEGER NOT NULL DEFAULT 0,
+	decided_by   TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS runs_state ON runs(state);
+CREATE INDEX IF NOT EXISTS runs_guard ON runs(runbook, target, started_at);
+CREATE INDEX IF NOT EXISTS runs_alert ON runs(fingerprint);
+CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
+
+CREATE TABLE IF NOT EXISTS breakers (
+	runbook      TEXT NOT NULL,
+	target       TEXT NOT NULL,
+	failures     INTEGER NOT NULL,
+	opened_at    INTEGER NOT NULL DEFAULT 0,
+	last_failure INTEGER NOT NULL,
+	escalated    INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (runbook, target)
+);
+`
+
+func migrate(db *sql.DB) error {
+	_, err := db.Exec(schema)
+	return err
+}
+
+// AcceptResult says, for each alert of an Accept call in order, whether it
+// was new (false: a delivery of an alert already stored).
+type AcceptResult []bool
+
+type acceptReq struct {
+	alerts []alertmanager.Alert
+	source string
+	res    AcceptResult
+	err    error
+	done   chan struct{}
+}
+
+// Accept stores alerts durably and returns once they are committed, or
+// with an error, in which case none of them is stored. Alerts whose Key is
+// already stored are counted as another delivery and reported as not new.
+// source says where they came from ("webhook", "rules").
+func (s *Store) Accept(ctx context.Context, source string, alerts []alertmanager.Alert) (AcceptResult, error) {
+	req := &acceptReq{alerts: alerts, source: source, done: make(chan struct{})}
+	select {
+	case s.reqs <- req:
+	case <-s.closed:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// Once taken, the writer always answers: waiting for it even when ctx
+	// ends keeps the caller from answering "not stored" for a commit that
+	// then happens.
+	<-req.done
+	return req.res, req.err
+}
+
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*acceptReq, 0, s.opts.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		case <-s.closed:
+			// Answer what is queued, then stop.
+			for {
+				select {
+				case r := <-s.reqs:
+					s.commit([]*acceptReq{r})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []*acceptReq) {
+	err := s.insert(batch)
+	for _, r := range batch {
+		if err != nil {
+			r.res, r.err = nil, err
+		}
+		close(r.done)
+	}
+}
+
+func (s *Store) insert(batch []*acceptReq) error {
+	ctx := context.Background()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO alerts
+		(key, fingerprint, status, alertname, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(key) DO NOTHING`)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	defer ins.Close()
+	dup, err := tx.PrepareContext(ctx, `UPDATE alerts SET deliveries = deliveries + 1 WHERE key = ?`)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	defer dup.Close()
+	now := s.opts.Now().UnixNano()
+	for _, r := range batch {
+		r.res = make(AcceptResult, len(r.alerts))
+		for i, a := range r.alerts {
+			labels, _ := json.Marshal(a.Labels)
+			annotations, _ := json.Marshal(a.Annotations)
+			res, err := ins.ExecContext(ctx, a.Key(), a.Fingerprint, string(a.Status), string(a.Labels[model.AlertNameLabel]),
+				a.StartsAt.UnixNano(), unixNano(a.EndsAt), string(labels), string(annotations), a.GeneratorURL, a.Receiver, r.source, now)
+			if err != nil {
+				return fmt.Errorf("insert %s: %w", a.Key(), err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				r.res[i] = true
+				continue
+			}
+			if _, err := dup.ExecContext(ctx, a.Key()); err != nil {
+				return fmt.Errorf("count delivery of %s: %w", a.Key(), err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() || t.Year() <= 1 {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}

@@ -1,0 +1,174 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/deus-ex-machina/deus/internal/alertmanager"
+)
+
+func alert(fp string, status alertmanager.Status, start time.Time) alertmanager.Alert {
+	return alertmanager.Alert{
+		Status:      status,
+		Labels:      model.LabelSet{"alertname": "DiskFull", "instance": "web1", "odd": "$(touch pwned)\n\x00"},
+		Annotations: model.LabelSet{"summary": "full"},
+		StartsAt:    start,
+		Fingerprint: fp,
+	}
+}
+
+func open(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir(), Options{Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestAcceptDeduplicates(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	ctx := t.Context()
+	start := time.Date(2026, 11, 23, 18, 19, 19, 694e6, time.UTC)
+	a := alert("03dcb9292ee7cedb", alertmanager.StatusFiring, start)
+	res, err := s.Accept(ctx, "webhook", []alertmanager.Alert{a, a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(res), "[true false]"; got != want {
+		t.Errorf("the same alert twice in one request: got %s, want %s", got, want)
+	}
+	res, err = s.Accept(ctx, "webhook", []alertmanager.Alert{a, alert("03dcb9292ee7cedb", alertmanager.StatusResolved, start)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(res), "[false true]"; got != want {
+		t.Errorf("a retry and the resolution: got %s, want %s", got, want)
+	}
+	got, err := s.Alerts(ctx, "03dcb9292ee7cedb", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("stored: got %d alerts, want 2", len(got))
+	}
+	var firing StoredAlert
+	for _, g := range got {
+		if g.Status == alertmanager.StatusFiring {
+			firing = g
+		}
+	}
+	if firing.Deliveries != 3 || firing.State != AlertNew || !firing.StartsAt.Equal(start) {
+		t.Errorf("firing alert: got deliveries %d state %q starts %v, want 3 new %v", firing.Deliveries, firing.State, firing.StartsAt, start)
+	}
+	if firing.Labels["odd"] != "$(touch pwned)\n\x00" {
+		t.Errorf("labels do not round-trip: got %q", firing.Labels["odd"])
+	}
+	resolved, err := s.Resolved(ctx, "03dcb9292ee7cedb", start)
+	if err != nil || !resolved {
+		t.Errorf("Resolved: got %v, %v, want true", resolved, err)
+	}
+}
+
+func TestAcceptConcurrent(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	news := make([]int, 16)
+	start := time.Unix(1700000000, 0).UTC()
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 50 {
+				// Every alert is sent by two workers, as by an HA pair.
+				fp := fmt.Sprintf("%016x", (w/2)*1000+i)
+				res, err := s.Accept(ctx, "webhook", []alertmanager.Alert{alert(fp, alertmanager.StatusFiring, start)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if res[0] {
+					news[w]++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	total := 0
+	for _, n := range news {
+		total += n
+	}
+	if total != 8*50 {
+		t.Errorf("new alerts: got %d, want %d (each once)", total, 8*50)
+	}
+	st, err := s.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.NewAlerts != 400 {
+		t.Errorf("Stats.NewAlerts: got %d, want 400", st.NewAlerts)
+	}
+}
+
+func TestAcceptAfterClose(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Accept(context.Background(), "webhook", []alertmanager.Alert{alert("0000000000000001", "firing", time.Now())})
+	if !errors.Is(err, ErrClosed) {
+		t.Errorf("Accept after Close: got %v, want ErrClosed", err)
+	}
+}
+
+func TestRunsAndGuards(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	ctx := t.Context()
+	a := alert("00000000000000aa", alertmanager.StatusFiring, time.Unix(1700000000, 0))
+	if _, err := s.Accept(ctx, "webhook", []alertmanager.Alert{a}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1700000100, 0).UTC()
+	run := Run{ID: "r1", AlertKey: a.Key(), Fingerprint: a.Fingerprint, Runbook: "rb", Action: "restart_service",
+		Target: "nginx.service", Steps: []StepRecord{{Action: "restart_service", Params: map[string]string{"unit": "nginx.service"}}}, Tier: "medium", State: RunPending, CreatedAt: now}
+	if err := s.Plan(ctx, a.Key(), AlertPlanned, "", []Run{run}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateRun(ctx, "r1", Update{State: RunRunning, StartedAt: now}, RunPending); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateRun(ctx, "r1", Update{State: RunRunning}, RunPending); !errors.Is(err, ErrConflict) {
+		t.Errorf("UpdateRun from a state it is not in: got %v, want ErrConflict", err)
+	}
+	if err := s.UpdateRun(ctx, "nope", Update{State: RunRunning}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("UpdateRun of a missing run: got %v, want ErrNotFound", err)
+	}
+	c, err := s.Counts(ctx, "rb", "nginx.service", now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.LastStart.Equal(now) || c.InWindow != 1 || c.Targets != 1 || !c.TargetSeen {
+		t.Errorf("Counts: got %+v", c)
+	}
+	b := Breaker{Runbook: "rb", Target: "nginx.service", Failures: 2, OpenedAt: now, LastFailure: now}
+	if err := s.SaveBreaker(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	open, err := s.OpenBreakers(ctx)
+	if err != nil || len(open) != 1 || open[0].Failures != 2 {
+		t.Errorf("OpenBreakers: got %+v, %v", open, err)
+	}
+}
