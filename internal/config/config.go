@@ -1,0 +1,730 @@
+// Package config loads the healer's YAML configuration: strictly (an unknown
+// key or a value of the wrong type is an error naming its path and line),
+// with defaults set in one place, and validated as a whole so that every
+// problem is reported at once.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/units"
+	"github.com/prometheus/alertmanager/pkg/labels"
+	promconfig "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/deus-ex-machina/deus/internal/action"
+)
+
+// Config is the healer's configuration file.
+type Config struct {
+	Global       Global     `yaml:"global"`
+	Prometheus   *Endpoint  `yaml:"prometheus"`
+	Alertmanager *Endpoint  `yaml:"alertmanager"`
+	Webhook      Webhook    `yaml:"webhook"`
+	Storage      Storage    `yaml:"storage"`
+	Audit        Audit      `yaml:"audit"`
+	Actions      Actions    `yaml:"actions"`
+	Runbooks     []*Runbook `yaml:"runbooks"`
+
+	// Source is the file the configuration was read from.
+	Source string `yaml:"-"`
+	root   *yaml.Node
+}
+
+// Global holds the policy that applies to every runbook.
+type Global struct {
+	// DryRun records what would be done and does nothing.
+	DryRun bool `yaml:"dry_run"`
+	// Identity lists the values of InstanceLabel that name this host. An
+	// alert about another instance is recorded and skipped, unless its
+	// runbook only runs remote actions. Default: the host name; a value
+	// matches with or without a :port suffix.
+	Identity []string `yaml:"identity"`
+	// InstanceLabel is the label that names the host an alert is about.
+	InstanceLabel string `yaml:"instance_label"`
+	// MaxTier is the highest tier the healer runs alone; above it a run
+	// waits for approval.
+	MaxTier Tier `yaml:"max_tier"`
+	// ApprovalTimeout is how long a run waits for approval before it
+	// expires.
+	ApprovalTimeout model.Duration `yaml:"approval_timeout"`
+	// Concurrency is how many runs may act at once, over all runbooks.
+	Concurrency int `yaml:"concurrency"`
+}
+
+// Endpoint is a Prometheus-API or Alertmanager server.
+type Endpoint struct {
+	URL        string                      `yaml:"url"`
+	Timeout    model.Duration              `yaml:"timeout"`
+	HTTPConfig promconfig.HTTPClientConfig `yaml:"http_config"`
+}
+
+// Webhook configures how Alertmanager authenticates to the healer. TLS and
+// basic auth for every endpoint are set with --web.config.file.
+type Webhook struct {
+	// BearerTokenFile holds the token Alertmanager sends as
+	// "Authorization: Bearer <token>" (its http_config.authorization
+	// credentials_file).
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	// MaxBodySize bounds a request body.
+	MaxBodySize units.Base2Bytes `yaml:"max_body_size"`
+}
+
+// Storage is where the healer keeps its state.
+type Storage struct {
+	Path string `yaml:"path"`
+	// Synchronous: "full" survives a power loss, "normal" a crash.
+	Synchronous string    `yaml:"synchronous"`
+	Retention   Retention `yaml:"retention"`
+}
+
+// Retention says how long records are kept.
+type Retention struct {
+	Alerts     model.Duration `yaml:"alerts"`
+	Runs       model.Duration `yaml:"runs"`
+	Quarantine model.Duration `yaml:"quarantine"`
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	Path      string           `yaml:"path"`
+	MaxSize   units.Base2Bytes `yaml:"max_size"`
+	MaxAge    model.Duration   `yaml:"max_age"`
+	Retention model.Duration   `yaml:"retention"`
+}
+
+// Actions configures the built-in actions and defines commands.
+type Actions struct {
+	// TempRoots are the folders clean_temp_files may clean.
+	TempRoots []string `yaml:"temp_roots"`
+	// LogRoots are the folders rotate_log may rotate files in.
+	LogRoots []string `yaml:"log_roots"`
+	// QuarantineDir keeps what clean_temp_files moved away, for rollback.
+	QuarantineDir string `yaml:"quarantine_dir"`
+	// NeverKill names processes (by comm) kill_process refuses.
+	NeverKill []string `yaml:"never_kill"`
+	// NeverBlock lists addresses or prefixes block_ip refuses.
+	NeverBlock []string `yaml:"never_block"`
+	// Firewall is block_ip's backend: auto, nftables or iptables.
+	Firewall string `yaml:"firewall"`
+	// HTTPAllow lists the URL prefixes http_request may call.
+	HTTPAllow []string `yaml:"http_allow"`
+	// ServiceBackend is restart_service's: auto, systemd or process.
+	ServiceBackend string `yaml:"service_backend"`
+	// Services are restarted by the process backend: a pidfile and a start
+	// command, as Monit does.
+	Services []*Service `yaml:"services"`
+	// Commands are site-defined actions that run a fixed argv.
+	Commands []*Command `yaml:"commands"`
+}
+
+// Service is a service the process backend restarts.
+type Service struct {
+	Name    string   `yaml:"name"`
+	Pidfile string   `yaml:"pidfile"`
+	Start   []string `yaml:"start"`
+}
+
+// Command defines a run_command action.
+type Command struct {
+	Name    string         `yaml:"name"`
+	Doc     string         `yaml:"doc"`
+	Tier    Tier           `yaml:"tier"`
+	Argv    []string       `yaml:"argv"`
+	Params  []action.Param `yaml:"params"`
+	Timeout model.Duration `yaml:"timeout"`
+}
+
+// Runbook says what to do about the alerts it matches.
+type Runbook struct {
+	Name string `yaml:"name"`
+	// Match lists Alertmanager matchers (alertname="DiskWillFillIn4Hours",
+	// mountpoint=~"/tmp|/var/tmp"); all must match.
+	Match []string `yaml:"match"`
+	// On lists the statuses the runbook acts on: firing (the default),
+	// resolved, or both.
+	On []string `yaml:"on"`
+	// DryRun makes this runbook's runs dry, whatever the global setting.
+	DryRun bool `yaml:"dry_run"`
+	// Precheck is asked before acting: is it still true?
+	Precheck *Query `yaml:"precheck"`
+	// Steps run in order; a failed step stops the runbook.
+	Steps []*Step `yaml:"steps"`
+	// Verify is asked after the steps, until it holds or Within passes.
+	Verify *Verify `yaml:"verify"`
+	// Rollback undoes the steps (newest first) when Verify fails.
+	Rollback *bool `yaml:"rollback"`
+	// Escalate posts HealerEscalation to Alertmanager when the runbook
+	// fails, or its circuit breaker opens.
+	Escalate *bool `yaml:"escalate"`
+	// Cooldown is the least time between two runs on one target.
+	Cooldown model.Duration `yaml:"cooldown"`
+	// RateLimit bounds the runs of the runbook in a window, all targets.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// CircuitBreaker stops the runbook on a target after failures.
+	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker"`
+	// BlastRadius bounds how many targets the runbook touches.
+	BlastRadius *BlastRadius `yaml:"blast_radius"`
+	// Silence creates an Alertmanager silence for the alert while it runs.
+	Silence *Silence `yaml:"silence"`
+
+	matchers labels.Matchers
+	line     int
+}
+
+// Step is one action of a runbook.
+type Step struct {
+	Action string `yaml:"action"`
+	// Params are templates: {{ $labels.name }}, {{ $annotations.name }} and
+	// {{ $value }} are replaced by the alert's values, and the result is
+	// validated by the action's parameter schema.
+	Params  map[string]string `yaml:"params"`
+	Timeout model.Duration    `yaml:"timeout"`
+}
+
+// Query is a PromQL condition.
+type Query struct {
+	Expr string `yaml:"expr"`
+	// Labels are alert labels added as equality matchers to every series
+	// selector of Expr, so that the query asks about this alert's series:
+	// label values never become PromQL text.
+	Labels []string `yaml:"labels"`
+	// Expect is what makes the condition hold: nonempty (the default) or
+	// empty.
+	Expect string `yaml:"expect"`
+}
+
+// Verify is the query asked after the steps.
+type Verify struct {
+	Query    `yaml:",inline"`
+	Within   model.Duration `yaml:"within"`
+	Interval model.Duration `yaml:"interval"`
+}
+
+// RateLimit is at most Max runs per Window.
+type RateLimit struct {
+	Max    int            `yaml:"max"`
+	Window model.Duration `yaml:"window"`
+}
+
+// CircuitBreaker opens after Failures failed runs (or verifications) in a
+// row on a target, and closes after Quiet without one.
+type CircuitBreaker struct {
+	Failures int            `yaml:"failures"`
+	Quiet    model.Duration `yaml:"quiet"`
+}
+
+// BlastRadius is at most MaxTargets distinct targets per Window, and, when
+// Gate is set, only while the Gate query returns a result.
+type BlastRadius struct {
+	MaxTargets int            `yaml:"max_targets"`
+	Window     model.Duration `yaml:"window"`
+	Gate       string         `yaml:"gate"`
+}
+
+// Silence is an Alertmanager silence created while a run acts.
+type Silence struct {
+	Duration model.Duration `yaml:"duration"`
+}
+
+// Matchers returns the runbook's parsed matchers.
+func (r *Runbook) Matchers() labels.Matchers { return r.matchers }
+
+// Line is the runbook's line in the file.
+func (r *Runbook) Line() int { return r.line }
+
+// ShouldRollback reports whether a failed verification rolls back.
+func (r *Runbook) ShouldRollback() bool { return r.Rollback == nil || *r.Rollback }
+
+// ShouldEscalate reports whether a failure escalates.
+func (r *Runbook) ShouldEscalate() bool { return r.Escalate == nil || *r.Escalate }
+
+// ActsOn reports whether the runbook acts on alerts of status.
+func (r *Runbook) ActsOn(status string) bool {
+	for _, s := range r.On {
+		if s == status {
+			return true
+		}
+	}
+	return false
+}
+
+// Default returns the configuration of an empty file.
+func Default() *Config {
+	c := &Config{}
+	c.setDefaults()
+	return c
+}
+
+func (c *Config) setDefaults() {
+	g := &c.Global
+	if g.InstanceLabel == "" {
+		g.InstanceLabel = "instance"
+	}
+	if len(g.Identity) == 0 {
+		if h, err := os.Hostname(); err == nil {
+			g.Identity = []string{h, "localhost", "127.0.0.1"}
+		}
+	}
+	if g.ApprovalTimeout == 0 {
+		g.ApprovalTimeout = model.Duration(time.Hour)
+	}
+	if g.Concurrency == 0 {
+		g.Concurrency = 4
+	}
+	for _, e := range []*Endpoint{c.Prometheus, c.Alertmanager} {
+		if e != nil && e.Timeout == 0 {
+			e.Timeout = model.Duration(10 * time.Second)
+		}
+	}
+	if c.Webhook.MaxBodySize == 0 {
+		c.Webhook.MaxBodySize = 4 * units.MiB
+	}
+	s := &c.Storage
+	if s.Path == "" {
+		s.Path = "data"
+	}
+	if s.Synchronous == "" {
+		s.Synchronous = "full"
+	}
+	if s.Retention.Alerts == 0 {
+		s.Retention.Alerts = model.Duration(30 * 24 * time.Hour)
+	}
+	if s.Retention.Runs == 0 {
+		s.Retention.Runs = model.Duration(90 * 24 * time.Hour)
+	}
+	if s.Retention.Quarantine == 0 {
+		s.Retention.Quarantine = model.Duration(7 * 24 * time.Hour)
+	}
+	a := &c.Audit
+	if a.Path == "" {
+		a.Path = s.Path + "/audit"
+	}
+	if a.MaxSize == 0 {
+		a.MaxSize = 64 * units.MiB
+	}
+	if a.MaxAge == 0 {
+		a.MaxAge = model.Duration(7 * 24 * time.Hour)
+	}
+	if a.Retention == 0 {
+		a.Retention = model.Duration(365 * 24 * time.Hour)
+	}
+	ac := &c.Actions
+	if ac.QuarantineDir == "" {
+		ac.QuarantineDir = s.Path + "/quarantine"
+	}
+	if ac.Firewall == "" {
+		ac.Firewall = "auto"
+	}
+	if ac.ServiceBackend == "" {
+		ac.ServiceBackend = "auto"
+	}
+	for _, cmd := range ac.Commands {
+		if cmd.Timeout == 0 {
+			cmd.Timeout = model.Duration(time.Minute)
+		}
+	}
+	for _, r := range c.Runbooks {
+		if r == nil {
+			continue
+		}
+		if len(r.On) == 0 {
+			r.On = []string{"firing"}
+		}
+		for _, q := range []*Query{r.Precheck, verifyQuery(r.Verify)} {
+			if q != nil && q.Expect == "" {
+				q.Expect = "nonempty"
+			}
+		}
+		if r.Verify != nil {
+			if r.Verify.Within == 0 {
+				r.Verify.Within = model.Duration(5 * time.Minute)
+			}
+			if r.Verify.Interval == 0 {
+				r.Verify.Interval = model.Duration(15 * time.Second)
+			}
+		}
+		if r.CircuitBreaker != nil && r.CircuitBreaker.Quiet == 0 {
+			r.CircuitBreaker.Quiet = model.Duration(time.Hour)
+		}
+		if r.BlastRadius != nil && r.BlastRadius.Window == 0 {
+			r.BlastRadius.Window = model.Duration(time.Hour)
+		}
+		if r.Silence != nil && r.Silence.Duration == 0 {
+			r.Silence.Duration = model.Duration(15 * time.Minute)
+		}
+	}
+}
+
+func verifyQuery(v *Verify) *Query {
+	if v == nil {
+		return nil
+	}
+	return &v.Query
+}
+
+// LoadFile reads and validates the configuration in path. Actions are the
+// specs of the actions the healer has, to check the runbooks' steps against
+// (commands defined in the file are added to them).
+func LoadFile(path string, actions []action.Spec) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Load(b, actions)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.Source = path
+	return c, nil
+}
+
+// Load parses and validates a configuration.
+func Load(b []byte, actions []action.Spec) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, cleanYAMLError(err, nil)
+	}
+	c := &Config{root: &root}
+	if len(bytes.TrimSpace(b)) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil {
+			return nil, cleanYAMLError(err, &root)
+		}
+		var extra yaml.Node
+		if err := dec.Decode(&extra); err == nil {
+			return nil, fmt.Errorf("line %d: a second YAML document; the configuration is one document", extra.Line)
+		}
+	}
+	c.setDefaults()
+	if err := c.validate(actions); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+): `)
+
+// cleanYAMLError rewrites yaml.v3's errors to name the path of the key at
+// each line they mention: "runbooks[0].steps[1].timeout (line 14): cannot
+// unmarshal ...".
+func cleanYAMLError(err error, root *yaml.Node) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	errs := make([]error, 0, len(te.Errors))
+	for _, msg := range te.Errors {
+		m := yamlLineRE.FindStringSubmatchIndex(msg)
+		if m == nil || root == nil {
+			errs = append(errs, errors.New(msg))
+			continue
+		}
+		line, _ := strconv.Atoi(msg[m[2]:m[3]])
+		rest := msg[m[1]:]
+		rest = strings.ReplaceAll(rest, "config.", "")
+		if p := pathAtLine(root, line); p != "" {
+			errs = append(errs, fmt.Errorf("%s (line %d): %s", p, line, rest))
+		} else {
+			errs = append(errs, fmt.Errorf("line %d: %s", line, rest))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pathAtLine returns the path of the deepest key or item that starts at
+// line, e.g. runbooks[0].steps[1].timeout.
+func pathAtLine(n *yaml.Node, line int) string {
+	var best string
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				if k.Line == line {
+					best = p
+				}
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				if c.Line == line && c.Kind == yaml.ScalarNode {
+					best = p
+				}
+				walk(c, p)
+			}
+		}
+	}
+	walk(n, "")
+	return best
+}
+
+// lineOf returns the line of the node at path (keys and indexes), or 0.
+func (c *Config) lineOf(path ...any) int {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return 0
+	}
+	n := c.root.Content[0]
+	line := n.Line
+	for _, p := range path {
+		switch p := p.(type) {
+		case string:
+			if n.Kind != yaml.MappingNode {
+				return line
+			}
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					line = n.Content[i].Line
+					n = n.Content[i+1]
+					found = true
+					break
+				}
+			}
+			if !found {
+				return line
+			}
+		case int:
+			if n.Kind != yaml.SequenceNode || p >= len(n.Content) {
+				return line
+			}
+			n = n.Content[p]
+			line = n.Line
+		}
+	}
+	return line
+}
+
+// problem is one validation error, with the path and line it is about.
+func (c *Config) problem(msg string, path ...any) error {
+	var b strings.Builder
+	for i, p := range path {
+		switch p := p.(type) {
+		case string:
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(p)
+		case int:
+			fmt.Fprintf(&b, "[%d]", p)
+		}
+	}
+	if line := c.lineOf(path...); line > 0 {
+		return fmt.Errorf("%s (line %d): %s", b.String(), line, msg)
+	}
+	return fmt.Errorf("%s: %s", b.String(), msg)
+}
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
+func (c *Config) validate(specs []action.Spec) error {
+	var errs []error
+	bad := func(msg string, path ...any) { errs = append(errs, c.problem(msg, path...)) }
+
+	if c.Global.Concurrency < 1 {
+		bad("must be at least 1", "global", "concurrency")
+	}
+	for name, e := range map[string]*Endpoint{"prometheus": c.Prometheus, "alertmanager": c.Alertmanager} {
+		if e == nil {
+			continue
+		}
+		if !strings.HasPrefix(e.URL, "http://") && !strings.HasPrefix(e.URL, "https://") {
+			bad(fmt.Sprintf("%q is not an http or https URL", e.URL), name, "url")
+		}
+		if err := e.HTTPConfig.Validate(); err != nil {
+			bad(err.Error(), name, "http_config")
+		}
+	}
+	if c.Storage.Synchronous != "full" && c.Storage.Synchronous != "normal" {
+		bad(fmt.Sprintf("%q: want full or normal", c.Storage.Synchronous), "storage", "synchronous")
+	}
+	switch c.Actions.Firewall {
+	case "auto", "nftables", "iptables":
+	default:
+		bad(fmt.Sprintf("%q: want auto, nftables or iptables", c.Actions.Firewall), "actions", "firewall")
+	}
+	switch c.Actions.ServiceBackend {
+	case "auto", "systemd", "process":
+	default:
+		bad(fmt.Sprintf("%q: want auto, systemd or process", c.Actions.ServiceBackend), "actions", "service_backend")
+	}
+	for _, key := range []string{"temp_roots", "log_roots"} {
+		roots := c.Actions.TempRoots
+		if key == "log_roots" {
+			roots = c.Actions.LogRoots
+		}
+		for i, r := range roots {
+			if !strings.HasPrefix(r, "/") || r == "/" {
+				bad(fmt.Sprintf("%q must be an absolute path other than /", r), "actions", key, i)
+			}
+		}
+	}
+
+	known := map[string]action.Spec{}
+	for _, s := range specs {
+		known[s.Name] = s
+	}
+	for i, cmd := range c.Actions.Commands {
+		if cmd == nil {
+			bad("empty command", "actions", "commands", i)
+			continue
+		}
+		if !nameRE.MatchString(cmd.Name) {
+			bad(fmt.Sprintf("name %q: want lowercase letters, digits, _ and -", cmd.Name), "actions", "commands", i, "name")
+		} else if _, dup := known[cmd.Name]; dup {
+			bad(fmt.Sprintf("an action called %q already exists", cmd.Name), "actions", "commands", i, "name")
+		}
+		if len(cmd.Argv) == 0 || !strings.HasPrefix(cmd.Argv[0], "/") {
+			bad("argv[0] must be an absolute path", "actions", "commands", i, "argv")
+		}
+		known[cmd.Name] = action.Spec{Name: cmd.Name, Tier: cmd.Tier.Tier, Params: cmd.Params}
+	}
+
+	names := map[string]bool{}
+	for i, r := range c.Runbooks {
+		if r == nil {
+			bad("empty runbook", "runbooks", i)
+			continue
+		}
+		r.line = c.lineOf("runbooks", i)
+		if !nameRE.MatchString(r.Name) {
+			bad(fmt.Sprintf("name %q: want lowercase letters, digits, _ and -", r.Name), "runbooks", i, "name")
+		} else if names[r.Name] {
+			bad(fmt.Sprintf("a runbook called %q already exists", r.Name), "runbooks", i, "name")
+		}
+		names[r.Name] = true
+		if len(r.Match) == 0 {
+			bad("at least one matcher is needed; a runbook that matches every alert is a mistake", "runbooks", i, "match")
+		}
+		r.matchers = nil
+		for j, m := range r.Match {
+			ms, err := labels.ParseMatchers(m)
+			if err != nil {
+				bad(err.Error(), "runbooks", i, "match", j)
+				continue
+			}
+			r.matchers = append(r.matchers, ms...)
+		}
+		for j, on := range r.On {
+			if on != "firing" && on != "resolved" {
+				bad(fmt.Sprintf("%q: want firing or resolved", on), "runbooks", i, "on", j)
+			}
+		}
+		if len(r.Steps) == 0 {
+			bad("at least one step is needed", "runbooks", i, "steps")
+		}
+		for j, st := range r.Steps {
+			if st == nil {
+				bad("empty step", "runbooks", i, "steps", j)
+				continue
+			}
+			spec, ok := known[st.Action]
+			if !ok {
+				bad(fmt.Sprintf("unknown action %q", st.Action), "runbooks", i, "steps", j, "action")
+				continue
+			}
+			for k, v := range st.Params {
+				p, ok := spec.Param(k)
+				if !ok {
+					bad(fmt.Sprintf("%s has no parameter %q", st.Action, k), "runbooks", i, "steps", j, "params", k)
+					continue
+				}
+				tmpl, err := ParseTemplate(v)
+				if err != nil {
+					bad(err.Error(), "runbooks", i, "steps", j, "params", k)
+					continue
+				}
+				if tmpl.Static() {
+					if _, err := p.Check(v); err != nil {
+						bad(err.Error(), "runbooks", i, "steps", j, "params", k)
+					}
+				}
+			}
+			for _, p := range spec.Params {
+				if _, ok := st.Params[p.Name]; !ok && p.Required && p.Default == "" {
+					bad(fmt.Sprintf("%s needs parameter %q", st.Action, p.Name), "runbooks", i, "steps", j, "params")
+				}
+			}
+			if st.Timeout < 0 {
+				bad("must not be negative", "runbooks", i, "steps", j, "timeout")
+			}
+		}
+		if r.Precheck != nil {
+			c.checkQuery(r.Precheck, &errs, "runbooks", i, "precheck")
+		}
+		if r.Verify != nil {
+			c.checkQuery(&r.Verify.Query, &errs, "runbooks", i, "verify")
+		}
+		if (r.Precheck != nil || r.Verify != nil) && c.Prometheus == nil {
+			bad("prechecks and verifications need prometheus.url (or the standalone mode)", "runbooks", i)
+		}
+		if r.RateLimit != nil && (r.RateLimit.Max < 1 || r.RateLimit.Window <= 0) {
+			bad("max must be at least 1 and window positive", "runbooks", i, "rate_limit")
+		}
+		if r.CircuitBreaker != nil && r.CircuitBreaker.Failures < 1 {
+			bad("failures must be at least 1", "runbooks", i, "circuit_breaker", "failures")
+		}
+		if b := r.BlastRadius; b != nil {
+			if b.MaxTargets < 0 {
+				bad("must not be negative", "runbooks", i, "blast_radius", "max_targets")
+			}
+			if b.Gate != "" {
+				if _, err := parser.NewParser(parser.Options{}).ParseExpr(b.Gate); err != nil {
+					bad(err.Error(), "runbooks", i, "blast_radius", "gate")
+				}
+			}
+		}
+		if r.Silence != nil && c.Alertmanager == nil {
+			bad("a silence needs alertmanager.url", "runbooks", i, "silence")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) checkQuery(q *Query, errs *[]error, path ...any) {
+	if _, err := parser.NewParser(parser.Options{}).ParseExpr(q.Expr); err != nil {
+		*errs = append(*errs, c.problem(err.Error(), append(path, "expr")...))
+	}
+	for j, l := range q.Labels {
+		if !model.LabelName(l).IsValid() {
+			*errs = append(*errs, c.problem(fmt.Sprintf("%q is not a label name", l), append(path, "labels", j)...))
+		}
+	}
+	if q.Expect != "nonempty" && q.Expect != "empty" {
+		*errs = append(*errs, c.problem(fmt.Sprintf("%q: want nonempty or empty", q.Expect), append(path, "expect")...))
+	}
+}
+
+// Tier is an action tier in the configuration: observe, low, medium or high.
+type Tier struct{ action.Tier }
+
+// UnmarshalYAML implements yaml.Unmarshaler, reporting a bad tier with its
+// line like any other bad value.
+func (t *Tier) UnmarshalYAML(n *yaml.Node) error {
+	v, err := action.ParseTier(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: unknown tier %q (want observe, low, medium or high)", n.Line, n.Value)}}
+	}
+	t.Tier = v
+	return nil
+}

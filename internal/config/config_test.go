@@ -1,0 +1,221 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/deus-ex-machina/deus/internal/action"
+)
+
+var specs = []action.Spec{
+	{Name: "restart_service", Tier: action.TierMedium, Params: []action.Param{{Name: "unit", Type: action.TypeUnit, Required: true}}},
+	{Name: "clean_temp_files", Tier: action.TierLow, Params: []action.Param{
+		{Name: "path", Type: action.TypePath, Required: true, Roots: []string{"/tmp"}},
+		{Name: "older_than", Type: action.TypeDuration, Default: "1h"},
+	}},
+}
+
+const good = `
+global:
+  dry_run: true
+  max_tier: medium
+  identity: [web1]
+prometheus:
+  url: http://127.0.0.1:9090
+  http_config:
+    basic_auth: {username: u, password: hunter2}
+runbooks:
+  - name: restart-nginx
+    match: ['alertname="ServiceDown"', 'service=~"nginx|apache2"']
+    precheck:
+      expr: deus_service_up == 0
+      labels: [instance, service]
+    steps:
+      - action: restart_service
+        params: {unit: "{{ $labels.service }}.service"}
+        timeout: 1m
+    verify:
+      expr: deus_service_up == 1
+      labels: [service]
+      within: 2m
+    cooldown: 10m
+    rate_limit: {max: 3, window: 1h}
+    circuit_breaker: {failures: 2}
+`
+
+func TestLoadGood(t *testing.T) {
+	c, err := Load([]byte(good), specs)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	r := c.Runbooks[0]
+	if got, want := len(r.Matchers()), 2; got != want {
+		t.Errorf("matchers: got %d, want %d", got, want)
+	}
+	if got, want := r.On, []string{"firing"}; len(got) != 1 || got[0] != want[0] {
+		t.Errorf("on: got %v, want %v", got, want)
+	}
+	if got, want := time.Duration(r.CircuitBreaker.Quiet), time.Hour; got != want {
+		t.Errorf("circuit_breaker.quiet default: got %v, want %v", got, want)
+	}
+	if got, want := c.Global.MaxTier.Tier, action.TierMedium; got != want {
+		t.Errorf("max_tier: got %v, want %v", got, want)
+	}
+	if got, want := time.Duration(r.Verify.Interval), 15*time.Second; got != want {
+		t.Errorf("verify.interval default: got %v, want %v", got, want)
+	}
+	if got, want := r.Line(), 11; got != want {
+		t.Errorf("runbook line: got %d, want %d", got, want)
+	}
+}
+
+func TestLoadEmpty(t *testing.T) {
+	c, err := Load(nil, specs)
+	if err != nil {
+		t.Fatalf("Load(empty): %v", err)
+	}
+	if c.Storage.Path != "data" || c.Global.Concurrency != 4 || c.Global.MaxTier.Tier != action.TierObserve {
+		t.Errorf("defaults: got %+v", c.Global)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for name, tc := range map[string]struct {
+		yaml string
+		want []string
+	}{
+		"an unknown key names its path and line": {
+			yaml: "global:\n  dry_run: true\n  dryrun: false\n",
+			want: []string{"global.dryrun (line 3): field dryrun not found"},
+		},
+		"a bad value names its path and line": {
+			yaml: "global:\n  concurrency: many\n",
+			want: []string{"global.concurrency (line 2): cannot unmarshal"},
+		},
+		"an unknown tier names its line": {
+			yaml: "global:\n  max_tier: root\n",
+			want: []string{`global.max_tier (line 2): unknown tier "root"`},
+		},
+		"a bad matcher names the runbook's matcher": {
+			yaml: "runbooks:\n  - name: a\n    match: ['alertname=~\"(\"']\n    steps: [{action: restart_service, params: {unit: x.service}}]\n",
+			want: []string{"runbooks[0].match[0] (line 3)"},
+		},
+		"an unknown action": {
+			yaml: "runbooks:\n  - name: a\n    match: ['alertname=\"A\"']\n    steps:\n      - action: reboot\n",
+			want: []string{`runbooks[0].steps[0].action (line 5): unknown action "reboot"`},
+		},
+		"an unknown parameter": {
+			yaml: "runbooks:\n  - name: a\n    match: ['alertname=\"A\"']\n    steps:\n      - action: restart_service\n        params: {unit: a.service, force: yes}\n",
+			want: []string{`runbooks[0].steps[0].params.force (line 6): restart_service has no parameter "force"`},
+		},
+		"a missing required parameter": {
+			yaml: "runbooks:\n  - name: a\n    match: ['alertname=\"A\"']\n    steps:\n      - action: restart_service\n",
+			want: []string{`needs parameter "unit"`},
+		},
+		"a static parameter outside its root": {
+			yaml: "runbooks:\n  - name: a\n    match: ['alertname=\"A\"']\n    steps:\n      - action: clean_temp_files\n        params: {path: /etc}\n",
+			want: []string{`runbooks[0].steps[0].params.path (line 6): "/etc" is not under /tmp`},
+		},
+		"a template that tries to call a function": {
+			yaml: "runbooks:\n  - name: a\n    match: ['alertname=\"A\"']\n    steps:\n      - action: restart_service\n        params: {unit: '{{ printf \"%s\" $labels.x }}'}\n",
+			want: []string{`only {{ $labels.NAME }}`},
+		},
+		"a bad PromQL precheck": {
+			yaml: "prometheus: {url: http://x}\nrunbooks:\n  - name: a\n    match: ['alertname=\"A\"']\n    precheck: {expr: 'up ==='}\n    steps: [{action: restart_service, params: {unit: a.service}}]\n",
+			want: []string{"runbooks[0].precheck.expr (line 5)"},
+		},
+		"a runbook without matchers would match everything": {
+			yaml: "runbooks:\n  - name: a\n    steps: [{action: restart_service, params: {unit: a.service}}]\n",
+			want: []string{"runbooks[0].match", "matches every alert"},
+		},
+		"two runbooks with one name": {
+			yaml: "runbooks:\n  - {name: a, match: ['x=\"1\"'], steps: [{action: restart_service, params: {unit: a.service}}]}\n  - {name: a, match: ['x=\"1\"'], steps: [{action: restart_service, params: {unit: a.service}}]}\n",
+			want: []string{`runbooks[1].name (line 3): a runbook called "a" already exists`},
+		},
+		"every problem is reported at once": {
+			yaml: "global: {concurrency: -1}\nstorage: {synchronous: sometimes}\n",
+			want: []string{"global.concurrency (line 1)", "storage.synchronous (line 2)"},
+		},
+		"a second document": {
+			yaml: "global: {}\n---\nglobal: {}\n",
+			want: []string{"second YAML document"},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load([]byte(tc.yaml), specs)
+			if err == nil {
+				t.Fatalf("Load: got no error, want one containing %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Load: got %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestTemplate(t *testing.T) {
+	labels := map[string]string{"service": "$(touch pwned)", "path": "../etc"}
+	for name, tc := range map[string]struct {
+		in, want string
+		err      error
+	}{
+		"a label is substituted as text":         {in: "{{ $labels.service }}.service", want: "$(touch pwned).service"},
+		"index form":                             {in: `{{ index $labels "path" }}`, want: "../etc"},
+		"literal text only":                      {in: "nginx.service", want: "nginx.service"},
+		"a missing label is an error, not empty": {in: "{{ $labels.nope }}", err: ErrMissing},
+		"an annotation that is missing too":      {in: "{{ $annotations.summary }}", err: ErrMissing},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tmpl, err := ParseTemplate(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := tmpl.Execute(labels, nil)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("Execute(%q): got error %v, want %v", tc.in, err, tc.err)
+			}
+			if got != tc.want {
+				t.Errorf("Execute(%q) = %q; want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSecretsDoNotPrint(t *testing.T) {
+	c, err := Load([]byte(good), specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Prometheus.HTTPConfig.BasicAuth.Password; string(s) != "hunter2" {
+		t.Fatalf("password: got %q", s)
+	}
+	out, err := yaml.Marshal(c.Prometheus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "hunter2") {
+		t.Errorf("the marshalled configuration shows the password:\n%s", out)
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("global: {dry_run: true}\n"))
+	f.Add([]byte("runbooks: [{name: a, match: ['a=\"b\"'], steps: [{action: x}]}]"))
+	f.Add([]byte("{{"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Load(b, specs)
+		if err == nil && c == nil {
+			t.Fatal("Load returned neither a config nor an error")
+		}
+		if err != nil && c != nil {
+			t.Fatal("Load returned both a config and an error")
+		}
+	})
+}
