@@ -1,0 +1,453 @@
+// Package healer is the healer's pipeline after intake: it plans what to do
+// about each accepted alert (match a runbook, render and validate the
+// parameters, check the host), then runs the plan: precheck, guards,
+// approval, act, verify, roll back or escalate, with an audit record written
+// before each step is taken.
+//
+// The store is the work queue: an alert is "new" until it is planned, and a
+// run moves through pending, (waiting, approved,) running and a final state.
+// After a crash, alerts still new are planned, runs not yet started are run,
+// and runs that were running are marked interrupted and re-planned only if
+// their runbook has a precheck to ask first: nothing is blindly repeated.
+package healer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/common/model"
+
+	"github.com/deus-ex-machina/deus/internal/action"
+	"github.com/deus-ex-machina/deus/internal/alertmanager"
+	"github.com/deus-ex-machina/deus/internal/audit"
+	"github.com/deus-ex-machina/deus/internal/config"
+	"github.com/deus-ex-machina/deus/internal/query"
+	"github.com/deus-ex-machina/deus/internal/store"
+)
+
+// Alertmanager is what the healer asks of Alertmanager's API.
+type Alertmanager interface {
+	Escalate(ctx context.Context, labels, annotations map[string]string, now time.Time) error
+	Silence(ctx context.Context, labels map[string]string, d time.Duration, comment string, now time.Time) (string, error)
+	Expire(ctx context.Context, id string) error
+	Silenced(ctx context.Context, fingerprint string, labels map[string]string) (bool, error)
+}
+
+// Options are the healer's dependencies.
+type Options struct {
+	Store   *store.Store
+	Audit   *audit.Log
+	Actions *action.Registry
+	// Querier answers prechecks, verifications and gates; nil when no
+	// Prometheus is configured.
+	Querier query.Querier
+	// Alertmanager escalates, silences and says what is silenced; nil
+	// when none is configured.
+	Alertmanager Alertmanager
+	Metrics      *Metrics
+	Logger       *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// PollInterval is how often waiting approvals are checked for expiry
+	// and the queue for work missed by a wake-up; 0 means 1s.
+	PollInterval time.Duration
+}
+
+// Healer runs the pipeline.
+type Healer struct {
+	opts   Options
+	cfg    atomic.Pointer[config.Config]
+	logger *slog.Logger
+	now    func() time.Time
+	wake   chan struct{}
+	sem    chan struct{}
+
+	mu      sync.Mutex
+	active  map[string]bool // runs being executed by this process
+	wg      sync.WaitGroup
+	runCtx  context.Context
+	started chan struct{}
+}
+
+// New returns a healer with the configuration cfg.
+func New(opts Options, cfg *config.Config) *Healer {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	h := &Healer{
+		opts: opts, logger: opts.Logger, now: opts.Now,
+		wake:    make(chan struct{}, 1),
+		sem:     make(chan struct{}, cfg.Global.Concurrency),
+		active:  map[string]bool{},
+		started: make(chan struct{}),
+	}
+	h.cfg.Store(cfg)
+	return h
+}
+
+// Config returns the configuration in use.
+func (h *Healer) Config() *config.Config { return h.cfg.Load() }
+
+// SetConfig replaces the configuration (a reload). Runs already planned
+// keep the steps they were planned with and use the runbook's current
+// guards and verification; a runbook that was removed ends them as skipped.
+func (h *Healer) SetConfig(cfg *config.Config) { h.cfg.Store(cfg) }
+
+// Accept stores alerts durably (see store.Accept) and wakes the planner.
+func (h *Healer) Accept(ctx context.Context, source string, alerts []alertmanager.Alert) (store.AcceptResult, error) {
+	res, err := h.opts.Store.Accept(ctx, source, alerts)
+	if err != nil {
+		h.opts.Metrics.intakeErrors.Inc()
+		return nil, err
+	}
+	for i, a := range alerts {
+		if res[i] {
+			h.opts.Metrics.received.WithLabelValues(string(a.Status), source).Inc()
+		} else {
+			h.opts.Metrics.duplicates.WithLabelValues(source).Inc()
+		}
+	}
+	h.poke()
+	return res, nil
+}
+
+func (h *Healer) poke() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run plans and runs until ctx is done, then waits for the runs it started
+// (which see ctx done: their actions are stopped).
+func (h *Healer) Run(ctx context.Context) error {
+	h.mu.Lock()
+	h.runCtx = ctx
+	h.mu.Unlock()
+	close(h.started)
+	defer h.wg.Wait()
+	if err := h.recover(ctx); err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	t := time.NewTicker(h.opts.PollInterval)
+	defer t.Stop()
+	for {
+		if err := h.planNew(ctx); err != nil && ctx.Err() == nil {
+			h.logger.Error("plan_failed", "err", err)
+		}
+		if err := h.expireApprovals(ctx); err != nil && ctx.Err() == nil {
+			h.logger.Error("expire_approvals_failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-h.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// recover resumes after a stop: runs not yet started are run, running ones
+// are interrupted and re-planned when a precheck can re-check them.
+func (h *Healer) recover(ctx context.Context) error {
+	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{States: []string{store.RunPending, store.RunApproved, store.RunRunning}, Limit: 100000})
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		if r.State != store.RunRunning {
+			h.start(ctx, r, r.State == store.RunApproved)
+			continue
+		}
+		reason := "the healer stopped while the run was acting; it is not repeated blindly"
+		rb := h.runbook(r.Runbook)
+		replan := rb != nil && rb.Precheck != nil && r.AlertKey != ""
+		if replan {
+			reason += "; re-planned, to be prechecked first"
+		} else {
+			reason += "; no precheck to re-check it with, so it is not re-planned"
+		}
+		if err := h.record(ctx, audit.Record{Kind: "interrupted", RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname,
+			Runbook: r.Runbook, Action: r.Action, Target: r.Target, Reason: reason}); err != nil {
+			return err
+		}
+		if err := h.opts.Store.UpdateRun(ctx, r.ID, store.Update{State: store.RunInterrupted, Reason: reason, FinishedAt: h.now()}, store.RunRunning); err != nil {
+			return err
+		}
+		h.opts.Metrics.runs.WithLabelValues(r.Action, store.RunInterrupted).Inc()
+		if replan {
+			nr := r
+			nr.ID = newID()
+			nr.State = store.RunPending
+			nr.Reason = "re-planned after run " + r.ID + " was interrupted"
+			nr.CreatedAt = h.now()
+			nr.StartedAt, nr.FinishedAt = time.Time{}, time.Time{}
+			for i := range nr.Steps {
+				nr.Steps[i].State, nr.Steps[i].Error, nr.Steps[i].Output, nr.Steps[i].Undo, nr.Steps[i].Argv = "", "", "", nil, nil
+			}
+			if err := h.opts.Store.InsertRun(ctx, nr); err != nil {
+				return err
+			}
+			h.start(ctx, nr, false)
+		}
+	}
+	return nil
+}
+
+func (h *Healer) runbook(name string) *config.Runbook {
+	for _, rb := range h.cfg.Load().Runbooks {
+		if rb.Name == name {
+			return rb
+		}
+	}
+	return nil
+}
+
+// record appends an audit record. A record that cannot be written stops the
+// step it was to precede.
+func (h *Healer) record(ctx context.Context, rec audit.Record) error {
+	if _, err := h.opts.Audit.Append(ctx, rec); err != nil {
+		h.opts.Metrics.auditErrors.Inc()
+		h.logger.Error("audit_append_failed", "kind", string(rec.Kind), "run_id", rec.RunID, "err", err)
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+func newID() string { return strings.ToLower(ulid.Make().String()) }
+
+func labelMap(ls model.LabelSet) map[string]string {
+	m := make(map[string]string, len(ls))
+	for k, v := range ls {
+		m[string(k)] = string(v)
+	}
+	return m
+}
+
+// planNew plans every alert that is new.
+func (h *Healer) planNew(ctx context.Context) error {
+	for {
+		alerts, err := h.opts.Store.NewAlerts(ctx, 256)
+		if err != nil {
+			return err
+		}
+		if len(alerts) == 0 {
+			return nil
+		}
+		for _, a := range alerts {
+			if err := h.plan(ctx, a); err != nil {
+				return fmt.Errorf("plan %s: %w", a.Key, err)
+			}
+		}
+	}
+}
+
+// plan decides what to do about one alert.
+func (h *Healer) plan(ctx context.Context, a store.StoredAlert) error {
+	cfg := h.cfg.Load()
+	name := string(a.Labels[model.AlertNameLabel])
+	base := audit.Record{Fingerprint: a.Fingerprint, Alertname: name}
+	rec := base
+	rec.Kind, rec.Result = audit.KindReceived, string(a.Status)
+	rec.Fields = map[string]string{"key": a.Key, "source": a.Source, "starts_at": a.StartsAt.Format(time.RFC3339Nano)}
+	if err := h.record(ctx, rec); err != nil {
+		return err
+	}
+	done := func(note string) error {
+		r := base
+		r.Kind, r.Reason = audit.KindSkipped, note
+		if err := h.record(ctx, r); err != nil {
+			return err
+		}
+		h.logger.Info("alert_skipped", "fingerprint", a.Fingerprint, "alertname", name, "status", string(a.Status), "reason", note)
+		return h.opts.Store.Plan(ctx, a.Key, store.AlertDone, note, nil)
+	}
+
+	if a.Status == alertmanager.StatusResolved {
+		if err := h.cancelWaiting(ctx, a); err != nil {
+			return err
+		}
+	} else {
+		resolved, err := h.opts.Store.Resolved(ctx, a.Fingerprint, a.StartsAt)
+		if err != nil {
+			return err
+		}
+		if resolved {
+			return done("the alert is already resolved; a stale firing notification is not acted on")
+		}
+	}
+
+	rb := match(cfg.Runbooks, a.Labels, string(a.Status))
+	mrec := base
+	mrec.Kind = audit.KindMatched
+	if rb == nil {
+		mrec.Result, mrec.Reason = "none", "no runbook matches a "+string(a.Status)+" alert with these labels"
+		if err := h.record(ctx, mrec); err != nil {
+			return err
+		}
+		h.logger.Info("alert_unmatched", "fingerprint", a.Fingerprint, "alertname", name, "status", string(a.Status))
+		return h.opts.Store.Plan(ctx, a.Key, store.AlertDone, mrec.Reason, nil)
+	}
+	mrec.Result, mrec.Runbook = "matched", rb.Name
+	if err := h.record(ctx, mrec); err != nil {
+		return err
+	}
+	base.Runbook = rb.Name
+
+	run, err := h.build(cfg, rb, a)
+	if err != nil {
+		return done(err.Error())
+	}
+	if err := h.opts.Store.Plan(ctx, a.Key, store.AlertPlanned, "", []store.Run{run}); err != nil {
+		return err
+	}
+	h.logger.Info("run_planned", "run_id", run.ID, "fingerprint", a.Fingerprint, "alertname", name, "runbook", rb.Name, "action", run.Action, "target", run.Target)
+	h.start(ctx, run, false)
+	return nil
+}
+
+// match returns the first runbook, in file order, that matches labels and
+// acts on status: one alert, at most one runbook, as an Alertmanager route
+// without continue.
+func match(runbooks []*config.Runbook, ls model.LabelSet, status string) *config.Runbook {
+	for _, rb := range runbooks {
+		if rb.ActsOn(status) && rb.Matchers().Matches(ls) {
+			return rb
+		}
+	}
+	return nil
+}
+
+// build makes the run of rb for a: every step's parameters rendered from
+// the alert and validated by the action's schema, the host checked.
+func (h *Healer) build(cfg *config.Config, rb *config.Runbook, a store.StoredAlert) (store.Run, error) {
+	labels, annotations := labelMap(a.Labels), labelMap(a.Annotations)
+	run := store.Run{
+		ID: newID(), AlertKey: a.Key, Fingerprint: a.Fingerprint, Alertname: labels["alertname"],
+		Runbook: rb.Name, State: store.RunPending, CreatedAt: h.now(), Labels: labels,
+		DryRun: cfg.Global.DryRun || rb.DryRun,
+	}
+	remote := true
+	var top action.Tier
+	for i, st := range rb.Steps {
+		act, ok := h.opts.Actions.Get(st.Action)
+		if !ok {
+			return run, fmt.Errorf("step %d: action %q is not available on this healer", i, st.Action)
+		}
+		spec := act.Spec()
+		raw := make(map[string]string, len(st.Params))
+		for k, v := range st.Params {
+			t, err := config.ParseTemplate(v)
+			if err != nil {
+				return run, fmt.Errorf("step %d param %q: %w", i, k, err)
+			}
+			if raw[k], err = t.Execute(labels, annotations); err != nil {
+				return run, fmt.Errorf("step %d param %q: %w", i, k, err)
+			}
+		}
+		params, err := spec.Validate(raw)
+		if err != nil {
+			return run, fmt.Errorf("step %d (%s): parameters refused: %w", i, st.Action, err)
+		}
+		run.Steps = append(run.Steps, store.StepRecord{Action: st.Action, Params: params, Target: targetOf(spec, params)})
+		remote = remote && spec.Remote
+		top = max(top, spec.Tier)
+	}
+	run.Action, run.Target, run.Tier = run.Steps[0].Action, run.Steps[0].Target, top.String()
+	if run.Target == "" {
+		run.Target = labels[cfg.Global.InstanceLabel]
+	}
+	if !remote {
+		inst, ok := labels[cfg.Global.InstanceLabel]
+		if !ok {
+			return run, fmt.Errorf("the alert has no %s label to tell which host it is about, and the runbook acts on this host", cfg.Global.InstanceLabel)
+		}
+		if !isSelf(inst, cfg.Global.Identity) {
+			return run, fmt.Errorf("%s %q is not this host (%s); the runbook acts on this host", cfg.Global.InstanceLabel, inst, strings.Join(cfg.Global.Identity, ", "))
+		}
+	}
+	return run, nil
+}
+
+// targetOf is what a step acts on: the value of its first parameter, which
+// is the unit, path, address or process of every built-in.
+func targetOf(spec action.Spec, params map[string]string) string {
+	for _, p := range spec.Params {
+		if v, ok := params[p.Name]; ok && v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// isSelf reports whether instance names this host: it equals one of the
+// identities, with or without a port.
+func isSelf(instance string, identity []string) bool {
+	host := instance
+	if h, _, err := net.SplitHostPort(instance); err == nil {
+		host = h
+	}
+	for _, id := range identity {
+		if id == instance || id == host {
+			return true
+		}
+	}
+	return false
+}
+
+// cancelWaiting cancels the runs of a resolved alert's firing that have not
+// started.
+func (h *Healer) cancelWaiting(ctx context.Context, a store.StoredAlert) error {
+	firing := a.Alert
+	firing.Status = alertmanager.StatusFiring
+	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{AlertKey: firing.Key(), States: []string{store.RunPending, store.RunWaiting, store.RunApproved}})
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		reason := "the alert resolved before the run started"
+		if err := h.opts.Store.UpdateRun(ctx, r.ID, store.Update{State: store.RunCancelled, Reason: reason, FinishedAt: h.now()}, r.State); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				continue // it started meanwhile
+			}
+			return err
+		}
+		if err := h.record(ctx, audit.Record{Kind: audit.KindSkipped, RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname,
+			Runbook: r.Runbook, Action: r.Action, Target: r.Target, Result: store.RunCancelled, Reason: reason}); err != nil {
+			return err
+		}
+		h.opts.Metrics.runs.WithLabelValues(r.Action, store.RunCancelled).Inc()
+		h.logger.Info("run_cancelled", "run_id", r.ID, "fingerprint", r.Fingerprint, "reason", reason)
+	}
+	return nil
+}
+
+// alertJSON is the alert handed to actions that pass it on.
+func alertJSON(r store.Run, a *store.StoredAlert) json.RawMessage {
+	v := map[string]any{"run_id": r.ID, "runbook": r.Runbook, "labels": r.Labels, "fingerprint": r.Fingerprint}
+	if a != nil {
+		v["status"] = a.Status
+		v["annotations"] = labelMap(a.Annotations)
+		v["startsAt"] = a.StartsAt
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
