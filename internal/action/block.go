@@ -165,7 +165,6 @@ func (b *BlockIP) Run(ctx context.Context, req Request) (Result, error) {
 	addr := params["address"]
 	p, err := b.check(addr)
 	if err != nil {
-		b.logger.Info("block_refused", "address", addr, "reason", err.Error())
 		return Result{}, err
 	}
 	ttl, err := ParseDuration(params["ttl"])

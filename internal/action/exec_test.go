@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -180,76 +181,96 @@ func TestBoundedBufferKeepsUTF8Valid(t *testing.T) {
 	}
 }
 
-func TestExecKillsTheWholeProcessGroupOnCancel(t *testing.T) {
+func TestExecKillsTheWholeProcessGroup(t *testing.T) {
 	t.Parallel()
-	fifo := mkfifo(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
+	tests := []struct {
+		name    string
+		timeout time.Duration // 0: the test cancels once the child has reported
+		want    error
+	}{
+		{name: "a cancelled context kills the child and its child", want: context.Canceled},
+		{name: "a deadline kills the child and its child", timeout: 1500 * time.Millisecond, want: context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fifo := mkfifo(t)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if tt.timeout > 0 {
+				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
+				defer cancel()
+			}
 
-	type result struct {
-		out Output
-		err error
-	}
-	done := make(chan result, 1)
-	e := &Exec{Env: helperEnvs("spawn", "HELPER_FIFO="+fifo)}
-	go func() {
-		out, err := e.Run(ctx, []string{helperPath(t)}, nil)
-		done <- result{out, err}
-	}()
+			type result struct {
+				out Output
+				err error
+			}
+			done := make(chan result, 1)
+			e := &Exec{Env: helperEnvs("spawn", "HELPER_FIFO="+fifo)}
+			go func() {
+				out, err := e.Run(ctx, []string{helperPath(t)}, nil)
+				done <- result{out, err}
+			}()
 
-	// Opening the FIFO waits for the child to open it; if the child dies
-	// first, Run returns and the test opens the FIFO itself to unblock.
-	pids := make(chan []int, 1)
-	go func() {
-		f, err := os.Open(fifo)
-		if err != nil {
-			pids <- nil
-			return
-		}
-		defer f.Close()
-		var pid, gpid int
-		line, _ := bufio.NewReader(f).ReadString('\n')
-		if _, err := fmt.Sscan(line, &pid, &gpid); err != nil {
-			pids <- nil
-			return
-		}
-		pids <- []int{pid, gpid}
-	}()
-	var got []int
-	select {
-	case got = <-pids:
-	case r := <-done:
-		if w, err := os.OpenFile(fifo, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
-			w.Close()
-		}
-		t.Fatalf("Run returned before the child reported: %v, %q", r.err, r.out.Text)
-	}
-	if got == nil {
-		t.Fatal("could not read the pids from the child")
-	}
-	var pidfds []int
-	for _, pid := range got {
-		fd, err := unix.PidfdOpen(pid, 0)
-		if err != nil {
-			t.Fatalf("pidfd_open %d: %v", pid, err)
-		}
-		t.Cleanup(func() { _ = unix.Close(fd) })
-		pidfds = append(pidfds, fd)
-	}
+			// Opening the FIFO waits for the child to open it; if the
+			// child dies first, Run returns and the test opens the FIFO
+			// itself to unblock the reader.
+			pids := make(chan []int, 1)
+			go func() {
+				f, err := os.Open(fifo)
+				if err != nil {
+					pids <- nil
+					return
+				}
+				defer f.Close()
+				var pid, gpid int
+				line, _ := bufio.NewReader(f).ReadString('\n')
+				if _, err := fmt.Sscan(line, &pid, &gpid); err != nil {
+					pids <- nil
+					return
+				}
+				pids <- []int{pid, gpid}
+			}()
+			var got []int
+			select {
+			case got = <-pids:
+			case r := <-done:
+				if w, err := os.OpenFile(fifo, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+					w.Close()
+				}
+				t.Fatalf("Run returned before the child reported: %v, %q", r.err, r.out.Text)
+			}
+			if got == nil {
+				t.Fatal("could not read the pids from the child")
+			}
+			var pidfds []int
+			for _, pid := range got {
+				fd, err := unix.PidfdOpen(pid, 0)
+				if err != nil {
+					t.Fatalf("pidfd_open %d: %v", pid, err)
+				}
+				t.Cleanup(func() { _ = unix.Close(fd) })
+				pidfds = append(pidfds, fd)
+			}
 
-	cancel()
-	r := <-done
-	if !errors.Is(r.err, context.Canceled) {
-		t.Errorf("got error %v, want context.Canceled", r.err)
+			if tt.timeout == 0 {
+				cancel()
+			}
+			r := <-done
+			if !errors.Is(r.err, tt.want) {
+				t.Errorf("got error %v, want %v", r.err, tt.want)
+			}
+			if IsRetryable(r.err) {
+				t.Error("got a retryable error for a killed command, want not retryable")
+			}
+			if r.out.ExitCode != -1 {
+				t.Errorf("got exit code %d, want -1 (killed)", r.out.ExitCode)
+			}
+			waitExit(t, pidfds[0], "child")
+			waitExit(t, pidfds[1], "grandchild")
+		})
 	}
-	if IsRetryable(r.err) {
-		t.Error("got a retryable error for a killed command, want not retryable")
-	}
-	if r.out.ExitCode != -1 {
-		t.Errorf("got exit code %d, want -1 (killed)", r.out.ExitCode)
-	}
-	waitExit(t, pidfds[0], "child")
-	waitExit(t, pidfds[1], "grandchild")
 }
 
 func TestExecDoesNotStartAfterContextDone(t *testing.T) {

@@ -124,7 +124,6 @@ func (k *KillProcess) Run(_ context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	if err := k.protected(target); err != nil {
-		k.logger.Info("kill_refused", "pid", target.PID, "comm", target.Comm, "reason", err.Error())
 		return Result{}, err
 	}
 	sigName := params["signal"]
@@ -153,6 +152,7 @@ func (k *KillProcess) Run(_ context.Context, req Request) (Result, error) {
 		}
 		return res, retryable(fmt.Errorf("kill_process: %w", err))
 	}
+	k.logger.Info("process_signalled", "pid", target.PID, "comm", target.Comm, "signal", sigName)
 	res.Summary = fmt.Sprintf("sent SIG%s to %s", sigName, res.Target)
 	return res, nil
 }

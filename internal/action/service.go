@@ -182,7 +182,7 @@ func (r *RestartService) Run(ctx context.Context, req Request) (Result, error) {
 		if !errors.Is(err, errNoBus) {
 			return res, fmt.Errorf("restart_service: %w", err)
 		}
-		r.logger.Info("restart_fallback", "unit", unit, "reason", err.Error())
+		r.logger.Info("restart_fallback_to_systemctl", "unit", unit, "err", err)
 	}
 	res.Argv = argv
 	out, err := r.runner.Run(ctx, argv, nil)

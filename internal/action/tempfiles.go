@@ -399,7 +399,6 @@ func (c *CleanTempFiles) Rollback(_ context.Context, runID string, undo json.Raw
 		problems = append(problems, err)
 	}
 	res.Summary = fmt.Sprintf("restored %d files to %s; %d left in %s", restored, m.Path, len(left), runDir)
-	c.logger.Info("temp_files_restore_incomplete", "path", m.Path, "restored", restored, "left", len(left))
 	return res, final(fmt.Errorf("clean_temp_files: rollback: %w", errors.Join(problems...)))
 }
 
