@@ -30,6 +30,7 @@ type Config struct {
 	Prometheus   *Endpoint  `yaml:"prometheus"`
 	Alertmanager *Endpoint  `yaml:"alertmanager"`
 	Webhook      Webhook    `yaml:"webhook"`
+	API          API        `yaml:"api"`
 	Storage      Storage    `yaml:"storage"`
 	Audit        Audit      `yaml:"audit"`
 	Actions      Actions    `yaml:"actions"`
@@ -77,6 +78,13 @@ type Webhook struct {
 	BearerTokenFile string `yaml:"bearer_token_file"`
 	// MaxBodySize bounds a request body.
 	MaxBodySize units.Base2Bytes `yaml:"max_body_size"`
+}
+
+// API configures who may use the JSON API (approve, deny, roll back, run).
+type API struct {
+	// BearerTokenFile holds the token API clients send as
+	// "Authorization: Bearer <token>"; `healer approve` reads it too.
+	BearerTokenFile string `yaml:"bearer_token_file"`
 }
 
 // Storage is where the healer keeps its state.
@@ -564,9 +572,9 @@ func (c *Config) validate(specs []action.Spec) error {
 		bad(fmt.Sprintf("%q: want auto, nftables or iptables", c.Actions.Firewall), "actions", "firewall")
 	}
 	switch c.Actions.ServiceBackend {
-	case "auto", "systemd", "process":
+	case "auto", "systemd", "systemctl", "process":
 	default:
-		bad(fmt.Sprintf("%q: want auto, systemd or process", c.Actions.ServiceBackend), "actions", "service_backend")
+		bad(fmt.Sprintf("%q: want auto, systemd, systemctl or process", c.Actions.ServiceBackend), "actions", "service_backend")
 	}
 	for _, key := range []string{"temp_roots", "log_roots"} {
 		roots := c.Actions.TempRoots

@@ -1,0 +1,292 @@
+// Package app owns the healer server's lifecycle: it builds the actions
+// from the configuration, opens the store and the audit log, wires the
+// pipeline to the HTTP surface, reloads on SIGHUP and /-/reload, prunes by
+// retention, and shuts down in order.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/deus-ex-machina/deus/internal/action"
+	"github.com/deus-ex-machina/deus/internal/amapi"
+	"github.com/deus-ex-machina/deus/internal/audit"
+	"github.com/deus-ex-machina/deus/internal/config"
+	"github.com/deus-ex-machina/deus/internal/healer"
+	"github.com/deus-ex-machina/deus/internal/query"
+	"github.com/deus-ex-machina/deus/internal/store"
+	dweb "github.com/deus-ex-machina/deus/internal/web"
+)
+
+// Actions builds the registry of every action cfg makes available: the
+// built-ins, the site's commands and the Alertmanager actions.
+func Actions(cfg *config.Config, am healer.Alertmanager, logger *slog.Logger) (*action.Registry, error) {
+	o := action.BuiltinOptions{
+		TempRoots:      cfg.Actions.TempRoots,
+		QuarantineDir:  cfg.Actions.QuarantineDir,
+		LogRoots:       cfg.Actions.LogRoots,
+		ServiceBackend: cfg.Actions.ServiceBackend,
+		NeverKill:      cfg.Actions.NeverKill,
+		NeverBlock:     cfg.Actions.NeverBlock,
+		Firewall:       cfg.Actions.Firewall,
+		HTTPAllow:      cfg.Actions.HTTPAllow,
+		Logger:         logger,
+	}
+	for _, s := range cfg.Actions.Services {
+		o.Services = append(o.Services, action.ProcessService{Name: s.Name, Pidfile: s.Pidfile, Start: s.Start})
+	}
+	for _, c := range cfg.Actions.Commands {
+		o.Commands = append(o.Commands, action.CommandConfig{
+			Spec: action.Spec{Name: c.Name, Doc: c.Doc, Tier: c.Tier.Tier, Params: c.Params, Timeout: time.Duration(c.Timeout)},
+			Argv: c.Argv,
+		})
+	}
+	acts, err := action.Builtins(o)
+	if err != nil {
+		return nil, err
+	}
+	acts = append(acts, healer.AlertmanagerActions(am, nil)...)
+	return action.NewRegistry(acts...)
+}
+
+// Specs returns the specs of the actions a configuration would have,
+// before it is loaded (to validate it): the built-ins and Alertmanager's.
+func Specs() []action.Spec {
+	reg, err := Actions(config.Default(), nil, nil)
+	if err != nil {
+		return nil
+	}
+	return reg.Specs()
+}
+
+// LoadConfig loads and validates the configuration at path; an empty path
+// gives the defaults.
+func LoadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.LoadFile(path, Specs())
+}
+
+// Options are the server's process-level settings (flags).
+type Options struct {
+	ConfigFile string
+	WebFlags   *web.FlagConfig
+	Logger     *slog.Logger
+}
+
+// Serve runs the healer server until ctx is done or SIGTERM.
+func Serve(ctx context.Context, o Options) error {
+	logger := o.Logger
+	cfg, err := LoadConfig(o.ConfigFile)
+	if err != nil {
+		return fmt.Errorf("load configuration: %w", err)
+	}
+	tokens, err := dweb.LoadTokens(cfg.Webhook.BearerTokenFile, cfg.API.BearerTokenFile)
+	if err != nil {
+		return err
+	}
+	if err := checkAuth(cfg, o.WebFlags); err != nil {
+		return err
+	}
+
+	var am healer.Alertmanager
+	if cfg.Alertmanager != nil {
+		c, err := amapi.New(cfg.Alertmanager.URL, cfg.Alertmanager.HTTPConfig, time.Duration(cfg.Alertmanager.Timeout))
+		if err != nil {
+			return err
+		}
+		am = c
+	}
+	var querier query.Querier
+	if cfg.Prometheus != nil {
+		c, err := query.NewClient(cfg.Prometheus.URL, cfg.Prometheus.HTTPConfig, time.Duration(cfg.Prometheus.Timeout))
+		if err != nil {
+			return err
+		}
+		querier = c
+	}
+	reg, err := Actions(cfg, am, logger)
+	if err != nil {
+		return fmt.Errorf("actions: %w", err)
+	}
+
+	st, err := store.Open(cfg.Storage.Path, store.Options{Synchronous: cfg.Storage.Synchronous, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+
+	// The chain is verified once at start; appends after that keep it.
+	chainOK := atomic.Bool{}
+	if _, err := audit.Verify(cfg.Audit.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		logger.Error("audit_chain_broken", "path", cfg.Audit.Path, "err", err)
+	} else {
+		chainOK.Store(true)
+	}
+	alog, err := audit.Open(cfg.Audit.Path, audit.Options{MaxBytes: int64(cfg.Audit.MaxSize), MaxAge: time.Duration(cfg.Audit.MaxAge)})
+	if err != nil {
+		return fmt.Errorf("open audit log: %w", err)
+	}
+	defer alog.Close()
+
+	promReg := prometheus.NewPedanticRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("deus_healer"))
+	metrics := healer.NewMetrics(promReg)
+	names := []string{}
+	for _, s := range reg.Specs() {
+		names = append(names, s.Name)
+	}
+	metrics.InitActions(names)
+	promReg.MustRegister(healer.StateCollector{Store: st, Audit: alog, ChainOK: chainOK.Load})
+
+	h := healer.New(healer.Options{
+		Store: st, Audit: alog, Actions: reg, Querier: querier, Alertmanager: am, Metrics: metrics, Logger: logger,
+	}, cfg)
+
+	var reloadMu sync.Mutex
+	reload := func() error {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		ncfg, err := LoadConfig(o.ConfigFile)
+		if err != nil {
+			logger.Error("reload_failed", "err", err)
+			return err
+		}
+		if err := tokens.Load(ncfg.Webhook.BearerTokenFile, ncfg.API.BearerTokenFile); err != nil {
+			logger.Error("reload_failed", "err", err)
+			return err
+		}
+		h.SetConfig(ncfg)
+		logger.Info("configuration_reloaded", "file", o.ConfigFile, "runbooks", len(ncfg.Runbooks))
+		return nil
+	}
+
+	ready := atomic.Bool{}
+	handler := dweb.Handler(dweb.Options{
+		Healer: h, Store: st, Actions: reg, Gatherer: promReg, Logger: logger, Reload: reload, Ready: ready.Load,
+	}, tokens, func() int64 { return int64(h.Config().Webhook.MaxBodySize) })
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      10 * time.Minute, // a run by hand waits for its action
+		IdleTimeout:       2 * time.Minute,
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Go(func() { errc <- h.Run(runCtx) })
+	wg.Go(func() { prune(runCtx, cfgFunc(h), st, alog, logger) })
+	go func() { errc <- web.ListenAndServe(srv, o.WebFlags, logger) }()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ready.Store(true)
+	logger.Info("healer_started", "version", version.Version, "go", runtime.Version(), "runbooks", len(cfg.Runbooks),
+		"dry_run", cfg.Global.DryRun, "max_tier", cfg.Global.MaxTier.String(), "storage", cfg.Storage.Path)
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-hup:
+			_ = reload()
+		case err := <-errc:
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				runErr = err
+			}
+			break loop
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	ready.Store(false)
+	logger.Info("shutting_down")
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdown)
+	cancelRun()
+	wg.Wait()
+	return errors.Join(runErr, err)
+}
+
+func cfgFunc(h *healer.Healer) func() *config.Config { return h.Config }
+
+// prune applies the retention periods every hour (and once at start).
+func prune(ctx context.Context, cfg func() *config.Config, st *store.Store, alog *audit.Log, logger *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		c := cfg()
+		ret := c.Storage.Retention
+		if a, r, err := st.Prune(ctx, store.Retention{Alerts: time.Duration(ret.Alerts), Runs: time.Duration(ret.Runs)}); err != nil {
+			logger.Error("prune_failed", "what", "store", "err", err)
+		} else if a+r > 0 {
+			logger.Info("pruned", "alerts", a, "runs", r)
+		}
+		if dirs, err := action.PruneQuarantine(c.Actions.QuarantineDir, time.Now().Add(-time.Duration(ret.Quarantine))); err != nil {
+			logger.Error("prune_failed", "what", "quarantine", "err", err)
+		} else if len(dirs) > 0 {
+			logger.Info("pruned", "quarantine_runs", len(dirs))
+		}
+		if n, err := alog.Prune(ctx, time.Now().Add(-time.Duration(c.Audit.Retention))); err != nil {
+			logger.Error("prune_failed", "what", "audit", "err", err)
+		} else if n > 0 {
+			logger.Info("pruned", "audit_files", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// checkAuth refuses to serve without authentication anywhere but on
+// loopback: the webhook starts actions and the API approves them.
+func checkAuth(cfg *config.Config, wf *web.FlagConfig) error {
+	if cfg.Webhook.BearerTokenFile != "" && cfg.API.BearerTokenFile != "" {
+		return nil
+	}
+	if wf != nil && wf.WebConfigFile != nil && *wf.WebConfigFile != "" {
+		return nil // basic auth or client certificates from the web config
+	}
+	if wf == nil || wf.WebListenAddresses == nil {
+		return nil
+	}
+	for _, addr := range *wf.WebListenAddresses {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("listen address %q: %w", addr, err)
+		}
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("listen address %q is not loopback, and webhook.bearer_token_file and api.bearer_token_file are not both set, nor --web.config.file: refusing to take alerts and approvals from anyone", addr)
+		}
+	}
+	return nil
+}

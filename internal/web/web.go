@@ -1,0 +1,367 @@
+// Package web is the healer's HTTP surface: the Alertmanager webhook, the
+// JSON API, /metrics, health and reload. It maps errors to status codes and
+// nothing else: storing, planning and acting are the healer's.
+package web
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/deus-ex-machina/deus/internal/action"
+	"github.com/deus-ex-machina/deus/internal/alertmanager"
+	"github.com/deus-ex-machina/deus/internal/healer"
+	"github.com/deus-ex-machina/deus/internal/store"
+)
+
+// Options configure the handler.
+type Options struct {
+	Healer   *healer.Healer
+	Store    *store.Store
+	Actions  *action.Registry
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+	// Reload re-reads the configuration; nil disables /-/reload.
+	Reload func() error
+	// Ready reports whether the healer is ready for work.
+	Ready func() bool
+}
+
+// Tokens are the bearer tokens the handler accepts, re-read on reload.
+type Tokens struct {
+	mu              sync.RWMutex
+	webhook, api    []byte
+	requireWebhook  bool
+	requireAPIToken bool
+}
+
+// LoadTokens reads the token files; an empty path means no token is
+// required by the handler for that surface (basic auth from the web config
+// file may still apply to every endpoint).
+func LoadTokens(webhookFile, apiFile string) (*Tokens, error) {
+	t := &Tokens{}
+	return t, t.Load(webhookFile, apiFile)
+}
+
+// Load re-reads the token files.
+func (t *Tokens) Load(webhookFile, apiFile string) error {
+	read := func(path string) ([]byte, error) {
+		if path == "" {
+			return nil, nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read bearer token: %w", err)
+		}
+		b = []byte(strings.TrimSpace(string(b)))
+		if len(b) == 0 {
+			return nil, fmt.Errorf("bearer token file %s is empty", path)
+		}
+		return b, nil
+	}
+	w, err := read(webhookFile)
+	if err != nil {
+		return err
+	}
+	a, err := read(apiFile)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.webhook, t.api = w, a
+	t.requireWebhook, t.requireAPIToken = w != nil, a != nil
+	return nil
+}
+
+func (t *Tokens) check(r *http.Request, api bool) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	want, required := t.webhook, t.requireWebhook
+	if api {
+		want, required = t.api, t.requireAPIToken
+	}
+	if !required {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) == 1
+}
+
+// MaxBody returns the body limit in bytes; set by the caller.
+type MaxBody func() int64
+
+// Handler returns the healer's HTTP handler.
+func Handler(o Options, tokens *Tokens, maxBody MaxBody) http.Handler {
+	mux := http.NewServeMux()
+	s := &server{o: o, tokens: tokens, maxBody: maxBody}
+	mux.HandleFunc("POST /webhook", s.webhook)
+	mux.HandleFunc("GET /api/v1/alerts", s.api(s.alerts))
+	mux.HandleFunc("GET /api/v1/runs", s.api(s.runs))
+	mux.HandleFunc("GET /api/v1/runs/{id}", s.api(s.run))
+	mux.HandleFunc("POST /api/v1/runs/{id}/approve", s.api(s.decide(true)))
+	mux.HandleFunc("POST /api/v1/runs/{id}/deny", s.api(s.decide(false)))
+	mux.HandleFunc("POST /api/v1/runs/{id}/rollback", s.api(s.rollback))
+	mux.HandleFunc("GET /api/v1/approvals", s.api(s.approvals))
+	mux.HandleFunc("GET /api/v1/actions", s.api(s.actions))
+	mux.HandleFunc("POST /api/v1/actions/{name}/run", s.api(s.runAction))
+	if o.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy.") })
+	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if o.Ready != nil && !o.Ready() {
+			http.Error(w, "Not ready.", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Ready.")
+	})
+	mux.HandleFunc("POST /-/reload", s.api(func(w http.ResponseWriter, _ *http.Request) error {
+		if o.Reload == nil {
+			return httpError{http.StatusNotFound, errors.New("reload is not available")}
+		}
+		if err := o.Reload(); err != nil {
+			return httpError{http.StatusBadRequest, fmt.Errorf("the configuration was not reloaded, the old one stays in use: %w", err)}
+		}
+		return writeJSON(w, map[string]string{"status": "reloaded"})
+	}))
+	return mux
+}
+
+type server struct {
+	o       Options
+	tokens  *Tokens
+	maxBody MaxBody
+}
+
+type httpError struct {
+	code int
+	err  error
+}
+
+func (e httpError) Error() string { return e.err.Error() }
+
+func (s *server) fail(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "error": msg})
+}
+
+// webhook receives an Alertmanager notification, stores its alerts and
+// answers once they are committed: 200, or 400 (malformed), 401, 413 (too
+// large), 503 (not stored: Alertmanager retries).
+func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
+	if !s.tokens.check(r, false) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="deus-healer"`)
+		s.fail(w, http.StatusUnauthorized, "a valid bearer token is required")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
+	msg, err := alertmanager.Decode(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit))
+			return
+		}
+		var ve *alertmanager.ValidationError
+		if errors.As(err, &ve) {
+			s.o.Logger.Warn("webhook_rejected", "remote", r.RemoteAddr, "err", err)
+			s.fail(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		s.fail(w, http.StatusBadRequest, "read body: "+err.Error())
+		return
+	}
+	alerts := alertmanager.Split(msg)
+	res, err := s.o.Healer.Accept(r.Context(), "webhook", alerts)
+	if err != nil {
+		s.o.Logger.Error("webhook_store_failed", "alerts", len(alerts), "err", err)
+		s.fail(w, http.StatusServiceUnavailable, "the alerts could not be stored; retry")
+		return
+	}
+	n := 0
+	for _, isNew := range res {
+		if isNew {
+			n++
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"status":"success","alerts":%d,"new":%d}`+"\n", len(alerts), n)
+}
+
+func (s *server) api(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.tokens.check(r, true) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="deus-healer"`)
+			s.fail(w, http.StatusUnauthorized, "a valid bearer token is required")
+			return
+		}
+		if err := h(w, r); err != nil {
+			code := http.StatusInternalServerError
+			var he httpError
+			switch {
+			case errors.As(err, &he):
+				code = he.code
+			case errors.Is(err, store.ErrNotFound):
+				code = http.StatusNotFound
+			case errors.Is(err, healer.ErrNotAllowed), errors.Is(err, store.ErrConflict):
+				code = http.StatusConflict
+			}
+			s.fail(w, code, err.Error())
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": v})
+}
+
+func limit(r *http.Request) int {
+	n, err := strconv.Atoi(r.URL.Query().Get("limit"))
+	if err != nil || n <= 0 || n > 10000 {
+		return 100
+	}
+	return n
+}
+
+func (s *server) alerts(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.o.Store.Alerts(r.Context(), r.URL.Query().Get("fingerprint"), limit(r))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, nonNil(a))
+}
+
+func (s *server) runs(w http.ResponseWriter, r *http.Request) error {
+	f := store.RunFilter{Fingerprint: r.URL.Query().Get("fingerprint"), Limit: limit(r)}
+	if st := r.URL.Query().Get("state"); st != "" {
+		f.States = strings.Split(st, ",")
+	}
+	runs, err := s.o.Store.Runs(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, nonNil(runs))
+}
+
+func (s *server) approvals(w http.ResponseWriter, r *http.Request) error {
+	runs, err := s.o.Store.Runs(r.Context(), store.RunFilter{States: []string{store.RunWaiting}, Limit: limit(r)})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, nonNil(runs))
+}
+
+func (s *server) run(w http.ResponseWriter, r *http.Request) error {
+	run, err := s.o.Store.Run(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, run)
+}
+
+type decision struct {
+	By string `json:"by"`
+}
+
+func readDecision(r *http.Request) (string, error) {
+	var d decision
+	if r.ContentLength != 0 {
+		dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<16))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&d); err != nil {
+			return "", httpError{http.StatusBadRequest, fmt.Errorf("body: %w", err)}
+		}
+	}
+	if d.By == "" {
+		d.By = "api"
+	}
+	if len(d.By) > 128 || strings.ContainsFunc(d.By, func(r rune) bool { return r < 0x20 }) {
+		return "", httpError{http.StatusBadRequest, errors.New("by: at most 128 printable characters")}
+	}
+	return d.By, nil
+}
+
+func (s *server) decide(approve bool) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		by, err := readDecision(r)
+		if err != nil {
+			return err
+		}
+		id := r.PathValue("id")
+		if approve {
+			err = s.o.Healer.Approve(r.Context(), id, by)
+		} else {
+			err = s.o.Healer.Deny(r.Context(), id, by)
+		}
+		if err != nil {
+			return err
+		}
+		run, err := s.o.Store.Run(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, run)
+	}
+}
+
+func (s *server) rollback(w http.ResponseWriter, r *http.Request) error {
+	by, err := readDecision(r)
+	if err != nil {
+		return err
+	}
+	run, err := s.o.Healer.Rollback(r.Context(), r.PathValue("id"), by)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, run)
+}
+
+func (s *server) actions(w http.ResponseWriter, _ *http.Request) error {
+	return writeJSON(w, s.o.Actions.Specs())
+}
+
+type runRequest struct {
+	Params map[string]string `json:"params"`
+	DryRun bool              `json:"dry_run"`
+	By     string            `json:"by"`
+}
+
+func (s *server) runAction(w http.ResponseWriter, r *http.Request) error {
+	var req runRequest
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return httpError{http.StatusBadRequest, fmt.Errorf("body: %w", err)}
+	}
+	if req.By == "" {
+		req.By = "api"
+	}
+	run, err := s.o.Healer.RunAction(r.Context(), r.PathValue("name"), req.Params, req.DryRun, req.By)
+	if err != nil {
+		if run.ID == "" {
+			return httpError{http.StatusBadRequest, err}
+		}
+		return err
+	}
+	return writeJSON(w, run)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
