@@ -267,7 +267,7 @@ func (h *Healer) plan(ctx context.Context, a store.StoredAlert) error {
 	base := audit.Record{Fingerprint: a.Fingerprint, Alertname: name}
 	rec := base
 	rec.Kind, rec.Result = audit.KindReceived, string(a.Status)
-	rec.Fields = map[string]string{"key": a.Key, "source": a.Source, "starts_at": a.StartsAt.Format(time.RFC3339Nano)}
+	rec.Fields = map[string]string{"dedup_id": a.Key, "source": a.Source, "starts_at": a.StartsAt.Format(time.RFC3339Nano)}
 	if err := h.record(ctx, rec); err != nil {
 		return err
 	}
