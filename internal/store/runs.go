@@ -322,7 +322,7 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 	if f.Limit <= 0 {
 		f.Limit = 1000
 	}
-	q += ` ORDER BY created_at DESC, id LIMIT ?`
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
 	args = append(args, f.Limit)
 	return s.queryRuns(ctx, q, args...)
 }
@@ -383,10 +383,12 @@ func (s *Store) Counts(ctx context.Context, runbook, target string, since time.T
 	if last.Valid {
 		c.LastStart = fromNano(last.Int64)
 	}
+	var seen int
 	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT target), COALESCE(SUM(target = ?), 0) FROM runs
-		WHERE runbook = ? AND started_at >= ? AND dry_run = 0`, target, runbook, since.UnixNano()).Scan(&c.InWindow, &c.Targets, &c.TargetSeen); err != nil {
+		WHERE runbook = ? AND started_at >= ? AND dry_run = 0`, target, runbook, since.UnixNano()).Scan(&c.InWindow, &c.Targets, &seen); err != nil {
 		return c, err
 	}
+	c.TargetSeen = seen > 0
 	return c, nil
 }
 

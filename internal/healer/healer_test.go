@@ -1,0 +1,579 @@
+package healer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/deus-ex-machina/deus/internal/action"
+	"github.com/deus-ex-machina/deus/internal/alertmanager"
+	"github.com/deus-ex-machina/deus/internal/audit"
+	"github.com/deus-ex-machina/deus/internal/config"
+	"github.com/deus-ex-machina/deus/internal/store"
+	"github.com/deus-ex-machina/deus/internal/testenv"
+)
+
+// clock is a fake clock that tests move by hand.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// fakeAction records its runs and rollbacks.
+type fakeAction struct {
+	spec action.Spec
+	fail bool
+
+	mu        sync.Mutex
+	runs      []action.Request
+	rollbacks []string
+}
+
+func (f *fakeAction) Spec() action.Spec { return f.spec }
+
+func (f *fakeAction) Run(_ context.Context, req action.Request) (action.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runs = append(f.runs, req)
+	if f.fail {
+		return action.Result{}, errors.New("it broke")
+	}
+	return action.Result{Target: req.Params["unit"], Summary: "did it", Undo: json.RawMessage(`{"n":1}`)}, nil
+}
+
+func (f *fakeAction) Rollback(_ context.Context, runID string, _ json.RawMessage) (action.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rollbacks = append(f.rollbacks, runID)
+	return action.Result{Summary: "undone"}, nil
+}
+
+func (f *fakeAction) count() (runs, rollbacks int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.runs), len(f.rollbacks)
+}
+
+// fakeQuerier answers every query with the samples of answer(), and moves
+// the clock on each query so that verifications run out of time.
+type fakeQuerier struct {
+	mu      sync.Mutex
+	answer  bool
+	clock   *clock
+	step    time.Duration
+	queries []string
+}
+
+func (q *fakeQuerier) Query(_ context.Context, expr string, _ time.Time) (model.Vector, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.queries = append(q.queries, expr)
+	if q.clock != nil {
+		q.clock.Add(q.step)
+	}
+	if q.answer {
+		return model.Vector{{Metric: model.Metric{"x": "1"}, Value: 1}}, nil
+	}
+	return nil, nil
+}
+
+func (q *fakeQuerier) set(v bool) { q.mu.Lock(); q.answer = v; q.mu.Unlock() }
+
+type fakeAM struct {
+	mu          sync.Mutex
+	escalations []map[string]string
+	silenced    bool
+}
+
+func (a *fakeAM) Escalate(_ context.Context, labels, ann map[string]string, _ time.Time) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m := map[string]string{}
+	for k, v := range labels {
+		m[k] = v
+	}
+	m["description"] = ann["description"]
+	a.escalations = append(a.escalations, m)
+	return nil
+}
+
+func (a *fakeAM) Silence(context.Context, map[string]string, time.Duration, string, time.Time) (string, error) {
+	return "s1", nil
+}
+func (a *fakeAM) Expire(context.Context, string) error { return nil }
+func (a *fakeAM) Silenced(context.Context, string, map[string]string) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.silenced, nil
+}
+
+func (a *fakeAM) count() int { a.mu.Lock(); defer a.mu.Unlock(); return len(a.escalations) }
+
+type env struct {
+	t     *testing.T
+	h     *Healer
+	st    *store.Store
+	dir   string
+	act   *fakeAction
+	q     *fakeQuerier
+	am    *fakeAM
+	clock *clock
+}
+
+func newEnv(t *testing.T, yml string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	clk := &clock{now: time.Date(2026, 11, 23, 18, 20, 0, 0, time.UTC)}
+	act := &fakeAction{spec: action.Spec{Name: "restart_service", Tier: action.TierMedium, Reversible: true,
+		Params: []action.Param{{Name: "unit", Type: action.TypeUnit, Required: true}}}}
+	reg, err := action.NewRegistry(act)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load([]byte(yml), reg.Specs())
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	st, err := store.Open(filepath.Join(dir, "db"), store.Options{Synchronous: "normal", Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alog, err := audit.Open(filepath.Join(dir, "audit"), audit.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &fakeQuerier{answer: true}
+	am := &fakeAM{}
+	h := New(Options{Store: st, Audit: alog, Actions: reg, Querier: q, Alertmanager: am, Logger: testenv.Logger(t),
+		Now: clk.Now, PollInterval: 5 * time.Millisecond}, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		st.Close()
+		alog.Close()
+		if _, err := audit.Verify(filepath.Join(dir, "audit")); err != nil {
+			t.Errorf("audit verify: %v", err)
+		}
+	})
+	return &env{t: t, h: h, st: st, dir: dir, act: act, q: q, am: am, clock: clk}
+}
+
+// post delivers a fixture payload, rewritten by edit.
+func (e *env) post(fixture string, edit func(m map[string]any)) []alertmanager.Alert {
+	e.t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "fixtures", "alertmanager", fixture))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if edit != nil {
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			e.t.Fatal(err)
+		}
+		edit(m)
+		if b, err = json.Marshal(m); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	msg, err := alertmanager.Decode(bytes.NewReader(b))
+	if err != nil {
+		e.t.Fatalf("decode %s: %v", fixture, err)
+	}
+	alerts := alertmanager.Split(msg)
+	if _, err := e.h.Accept(e.t.Context(), "webhook", alerts); err != nil {
+		e.t.Fatal(err)
+	}
+	return alerts
+}
+
+// settle waits until nothing is new, pending, approved or running.
+func (e *env) settle() []store.Run {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, err := e.st.Stats(e.t.Context())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.h.mu.Lock()
+		active := len(e.h.active)
+		e.h.mu.Unlock()
+		if st.NewAlerts == 0 && st.PendingRuns == 0 && active == 0 {
+			runs, err := e.st.Runs(e.t.Context(), store.RunFilter{})
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			return runs
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the healer did not settle: %+v, %d active", st, active)
+		}
+		<-tick.C
+	}
+}
+
+func states(runs []store.Run) string {
+	var s []string
+	for i := len(runs) - 1; i >= 0; i-- {
+		s = append(s, runs[i].State)
+	}
+	return strings.Join(s, ",")
+}
+
+func auditKinds(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "audit", "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var r struct {
+			Kind   string `json:"kind"`
+			Result string `json:"result"`
+		}
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatal(err)
+		}
+		kinds = append(kinds, r.Kind+":"+r.Result)
+	}
+	return strings.Join(kinds, " ")
+}
+
+// The fixture's alert is HealerTestTrigger on instance 127.0.0.1:19100.
+const restart = `
+global: {identity: ["127.0.0.1"], max_tier: medium}
+prometheus: {url: "http://prometheus.invalid"}
+runbooks:
+  - name: restart
+    match: ['alertname="HealerTestTrigger"']
+    steps:
+      - action: restart_service
+        params: {unit: "{{ $labels.job }}.service"}
+`
+
+func TestFiringOnceResolvedNever(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, restart)
+	e.post("webhook-firing.json", nil)
+	e.post("webhook-firing.json", nil)                                                             // a retry
+	e.post("webhook-firing.json", func(m map[string]any) { m["externalURL"] = "http://am2:9093" }) // the HA peer
+	runs := e.settle()
+	e.post("webhook-resolved.json", nil)
+	e.post("webhook-resolved.json", nil) // resolved alerts come back
+	e.settle()
+	if n, _ := e.act.count(); n != 1 {
+		t.Errorf("the action ran %d times; want once", n)
+	}
+	if got, want := states(runs), "succeeded"; got != want {
+		t.Errorf("runs: got %s, want %s", got, want)
+	}
+	if got := e.act.runs[0].Params["unit"]; got != "node.service" {
+		t.Errorf("unit: got %q, want node.service", got)
+	}
+	want := "received:firing matched:matched guarded:allowed started: finished:ok finished:succeeded received:resolved matched:none"
+	if got := auditKinds(t, e.dir); got != want {
+		t.Errorf("audit:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestStaleFiringAfterResolved(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, restart)
+	// The resolution arrives first (a late retry of the firing follows).
+	e.post("webhook-resolved.json", nil)
+	e.settle()
+	e.post("webhook-firing.json", nil)
+	e.settle()
+	if n, _ := e.act.count(); n != 0 {
+		t.Errorf("the action ran %d times for a resolved alert; want never", n)
+	}
+}
+
+func TestRunbookOnResolved(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, `
+global: {identity: ["127.0.0.1"], max_tier: medium}
+runbooks:
+  - name: after
+    match: ['alertname="HealerTestTrigger"']
+    on: [resolved]
+    steps: [{action: restart_service, params: {unit: "{{ $labels.job }}.service"}}]
+`)
+	e.post("webhook-firing.json", nil)
+	e.settle()
+	if n, _ := e.act.count(); n != 0 {
+		t.Fatalf("a resolved-only runbook ran on firing")
+	}
+	e.post("webhook-resolved.json", nil)
+	e.settle()
+	if n, _ := e.act.count(); n != 1 {
+		t.Errorf("the resolved-only runbook ran %d times on the resolution; want once", n)
+	}
+}
+
+func TestPrecheck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, restart+`
+    precheck: {expr: 'deus_service_up == 0', labels: [instance]}
+`)
+	e.q.set(false)
+	e.post("webhook-firing.json", nil)
+	runs := e.settle()
+	if n, _ := e.act.count(); n != 0 || states(runs) != store.RunSkipped {
+		t.Fatalf("precheck false: ran %d times, runs %s; want skipped", n, states(runs))
+	}
+	if got, want := e.q.queries[0], `deus_service_up{instance="127.0.0.1:19100"} == 0`; got != want {
+		t.Errorf("precheck query: got %s, want %s", got, want)
+	}
+	if !strings.Contains(runs[0].Reason, "no longer holds") {
+		t.Errorf("reason: got %q", runs[0].Reason)
+	}
+}
+
+func TestVerifyFailsRollsBackAndBreakerEscalatesOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, restart+`
+    verify: {expr: 'deus_service_up == 1', within: 1m, interval: 1ms}
+    circuit_breaker: {failures: 2, quiet: 1h}
+    escalate: false
+`)
+	e.q.set(false)
+	e.q.clock, e.q.step = e.clock, 20*time.Second
+	for i := range 3 {
+		e.post("webhook-firing.json", func(m map[string]any) {
+			a := m["alerts"].([]any)[0].(map[string]any)
+			a["startsAt"] = fmt.Sprintf("2026-11-23T18:2%d:00Z", i) // a new firing each time
+		})
+		e.settle()
+	}
+	runs := e.settle()
+	if got, want := states(runs), "rolled_back,rolled_back,skipped"; got != want {
+		t.Errorf("runs: got %s, want %s", got, want)
+	}
+	if n, rb := e.act.count(); n != 2 || rb != 2 {
+		t.Errorf("ran %d, rolled back %d; want 2 and 2", n, rb)
+	}
+	// escalate: false silences per-failure escalation; the breaker's
+	// opening is what escalates, once.
+	if got := e.am.count(); got != 0 {
+		t.Errorf("escalations with escalate: false: got %d, want 0", got)
+	}
+	if !strings.Contains(runs[0].Reason, "circuit breaker open") {
+		t.Errorf("third run's reason: got %q", runs[0].Reason)
+	}
+}
+
+func TestBreakerEscalatesOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, restart+`
+    circuit_breaker: {failures: 2, quiet: 1h}
+`)
+	e.act.fail = true
+	for i := range 3 {
+		e.post("webhook-firing.json", func(m map[string]any) {
+			m["alerts"].([]any)[0].(map[string]any)["startsAt"] = fmt.Sprintf("2026-11-23T18:2%d:00Z", i)
+		})
+		e.settle()
+	}
+	if got, want := states(e.settle()), "failed,failed,skipped"; got != want {
+		t.Errorf("runs: got %s, want %s", got, want)
+	}
+	// The first failure escalates (breaker closed), the second opens the
+	// breaker and escalates once more; the skipped third does not.
+	if got := e.am.count(); got != 2 {
+		t.Errorf("escalations: got %d, want 2", got)
+	}
+	b, _ := e.st.Breaker(t.Context(), "restart", "node.service")
+	if b.OpenedAt.IsZero() || !b.Escalated {
+		t.Errorf("breaker: got %+v, want open and escalated", b)
+	}
+}
+
+func TestApproval(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, strings.Replace(restart, "max_tier: medium", "max_tier: low", 1))
+	e.post("webhook-firing.json", nil)
+	runs := e.settle()
+	if got := states(runs); got != store.RunWaiting {
+		t.Fatalf("a medium-tier run above a low ceiling: got %s, want waiting", got)
+	}
+	if err := e.h.Deny(t.Context(), "nope", "ops"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Deny of a missing run: got %v", err)
+	}
+	if err := e.h.Approve(t.Context(), runs[0].ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	runs = e.settle()
+	if got := states(runs); got != store.RunSucceeded || runs[0].DecidedBy != "alice" {
+		t.Errorf("after approval: got %s by %q, want succeeded by alice", got, runs[0].DecidedBy)
+	}
+	if err := e.h.Approve(t.Context(), runs[0].ID, "bob"); !errors.Is(err, ErrNotAllowed) {
+		t.Errorf("approving twice: got %v, want ErrNotAllowed", err)
+	}
+	if n, _ := e.act.count(); n != 1 {
+		t.Errorf("ran %d times; want once", n)
+	}
+}
+
+func TestApprovalExpiresAndResolvedCancels(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, strings.Replace(restart, "max_tier: medium", "max_tier: low", 1)+"\n")
+	e.post("webhook-firing.json", nil)
+	e.settle()
+	e.clock.Add(61 * time.Minute) // past the default approval timeout
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		runs := e.settle()
+		if states(runs) == store.RunExpired {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("runs: got %s, want expired", states(runs))
+		}
+		e.h.poke()
+	}
+	// A new firing waits again, and its resolution cancels it.
+	e.post("webhook-firing.json", func(m map[string]any) {
+		m["alerts"].([]any)[0].(map[string]any)["startsAt"] = "2026-11-23T19:00:00Z"
+	})
+	e.settle()
+	e.post("webhook-resolved.json", func(m map[string]any) {
+		m["alerts"].([]any)[0].(map[string]any)["startsAt"] = "2026-11-23T19:00:00Z"
+	})
+	if got, want := states(e.settle()), "expired,cancelled"; got != want {
+		t.Errorf("runs: got %s, want %s", got, want)
+	}
+	if n, _ := e.act.count(); n != 0 {
+		t.Errorf("ran %d times; want never", n)
+	}
+}
+
+func TestNotThisHost(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, strings.Replace(restart, `identity: ["127.0.0.1"]`, `identity: ["web9"]`, 1))
+	e.post("webhook-firing.json", nil)
+	e.settle()
+	alerts, _ := e.st.Alerts(t.Context(), "", 10)
+	if n, _ := e.act.count(); n != 0 {
+		t.Errorf("acted on another host's alert")
+	}
+	if !strings.Contains(alerts[0].Note, `instance "127.0.0.1:19100" is not this host`) {
+		t.Errorf("note: got %q", alerts[0].Note)
+	}
+}
+
+func TestHostileLabelsAreRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, restart)
+	for i, v := range []string{"$(touch pwned)", "a;b", "`id`", "a\nb", "a\x00b", "../../etc/passwd", "--help"} {
+		e.post("webhook-firing.json", func(m map[string]any) {
+			a := m["alerts"].([]any)[0].(map[string]any)
+			a["labels"].(map[string]any)["job"] = v
+			a["fingerprint"] = fmt.Sprintf("%016x", i+1)
+		})
+	}
+	e.settle()
+	if n, _ := e.act.count(); n != 0 {
+		t.Errorf("the action ran %d times with hostile units; want never", n)
+	}
+	alerts, _ := e.st.Alerts(t.Context(), "", 10)
+	for _, a := range alerts {
+		if a.State != store.AlertDone || !strings.Contains(a.Note, "parameters refused") {
+			t.Errorf("alert with job %q: state %s note %q; want done, parameters refused", a.Labels["job"], a.State, a.Note)
+		}
+	}
+}
+
+func TestDryRunAndCooldown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, restart+`
+    dry_run: true
+    cooldown: 10m
+`)
+	e.post("webhook-firing.json", nil)
+	runs := e.settle()
+	if states(runs) != store.RunDryRun || !e.act.runs[0].DryRun {
+		t.Fatalf("dry run: got %s, DryRun %v", states(runs), e.act.runs[0].DryRun)
+	}
+	// A dry run does not count for the cooldown.
+	e.post("webhook-firing.json", func(m map[string]any) {
+		m["alerts"].([]any)[0].(map[string]any)["startsAt"] = "2026-11-23T18:30:00Z"
+	})
+	if got := states(e.settle()); got != "dry_run,dry_run" {
+		t.Errorf("runs: got %s, want dry_run,dry_run", got)
+	}
+}
+
+func TestCooldown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, restart+`
+    cooldown: 10m
+`)
+	post := func(start string) {
+		e.post("webhook-firing.json", func(m map[string]any) {
+			m["alerts"].([]any)[0].(map[string]any)["startsAt"] = start
+		})
+		e.settle()
+	}
+	post("2026-11-23T18:21:00Z")
+	e.clock.Add(5 * time.Minute)
+	post("2026-11-23T18:26:00Z")
+	e.clock.Add(6 * time.Minute)
+	post("2026-11-23T18:32:00Z")
+	if got, want := states(e.settle()), "succeeded,skipped,succeeded"; got != want {
+		t.Errorf("runs: got %s, want %s", got, want)
+	}
+}
+
+func TestSilencedIsNotActedOn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, restart)
+	e.am.silenced = true
+	e.post("webhook-firing.json", nil)
+	runs := e.settle()
+	if states(runs) != store.RunSkipped || !strings.Contains(runs[0].Reason, "silence") {
+		t.Errorf("runs: got %s (%s), want skipped for a silence", states(runs), runs[0].Reason)
+	}
+}
+
+func TestRollbackByHand(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, restart)
+	e.post("webhook-firing.json", nil)
+	runs := e.settle()
+	run, err := e.h.Rollback(t.Context(), runs[0].ID, "ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.State != store.RunRolledBack || run.Steps[0].State != "rolled_back" {
+		t.Errorf("after rollback: run %s, step %s", run.State, run.Steps[0].State)
+	}
+	if _, err := e.h.Rollback(t.Context(), runs[0].ID, "ops"); !errors.Is(err, ErrNotAllowed) {
+		t.Errorf("rolling back twice: got %v, want ErrNotAllowed", err)
+	}
+}
