@@ -1,0 +1,497 @@
+// Package healer_test runs the healer binary as a child process, the way it
+// runs in production, and drives it over HTTP: a storm of webhooks cut by
+// SIGKILL, a real Alertmanager posting to it, approvals through the CLI, and
+// label values that try to reach a shell.
+//
+// TestMain builds cmd/healer once (with -race when the tests run with it, so
+// that the child's data races fail the test too).
+package healer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/deus-ex-machina/deus/internal/testenv"
+)
+
+// healerBin is the healer built by TestMain.
+var healerBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "healer-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	root, err := moduleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	healerBin = filepath.Join(dir, "healer")
+	args := []string{"build", "-o", healerBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/healer")...)
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build ./cmd/healer: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// moduleRoot is the directory of the module's go.mod, as the go command
+// sees it from the package directory the test runs in. (testenv.RepoRoot
+// needs a testing.TB, which TestMain does not have.)
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("go env GOMOD: not in a module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// proc is a child process the test starts, stops and kills by its PID.
+type proc struct {
+	t    testing.TB
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error // Wait's, once done is closed
+}
+
+// startProc starts bin in dir. It is killed at cleanup if it still runs;
+// its output is logged when the test failed.
+func startProc(t testing.TB, dir, bin string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	p := &proc{t: t, name: filepath.Base(bin), cmd: cmd, out: out, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("%s (pid %d) output:\n%s", p.name, cmd.Process.Pid, out.String())
+		}
+	})
+	return p
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// stop sends SIGTERM and waits for the exit, failing the test if it takes
+// longer than within, and returns how it ended.
+func (p *proc) stop(within time.Duration) error {
+	p.t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(within):
+		p.kill()
+		p.t.Fatalf("%s did not exit within %s of SIGTERM", p.name, within)
+		return nil
+	}
+}
+
+// checkNoRace fails the test if the (race-built) child reported a data
+// race.
+func (p *proc) checkNoRace() {
+	p.t.Helper()
+	if strings.Contains(p.out.String(), "WARNING: DATA RACE") {
+		p.t.Errorf("%s reported a data race:\n%s", p.name, p.out.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// healer is a healer server run by a test, with its tokens and files.
+type healer struct {
+	t          testing.TB
+	dir        string // the test's directory: config, tokens, data
+	addr, url  string
+	config     string
+	dataDir    string
+	hookToken  string
+	apiToken   string
+	apiTokFile string
+	client     *http.Client
+	proc       *proc
+}
+
+// newHealer writes cfg (a YAML document as Go values; storage, webhook and
+// api are filled in) and the token files into dir. It does not start it.
+func newHealer(t testing.TB, dir string, cfg map[string]any) *healer {
+	t.Helper()
+	h := &healer{
+		t: t, dir: dir, addr: testenv.FreeAddr(t),
+		config: filepath.Join(dir, "healer.yml"), dataDir: filepath.Join(dir, "data"),
+		hookToken: "webhook-" + rand.Text(), apiToken: "api-" + rand.Text(),
+		apiTokFile: filepath.Join(dir, "api.token"),
+		client:     &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+	}
+	h.url = "http://" + h.addr
+	hookFile := filepath.Join(dir, "webhook.token")
+	writeFile(t, hookFile, h.hookToken+"\n")
+	writeFile(t, h.apiTokFile, h.apiToken+"\n")
+	cfg["storage"] = map[string]any{"path": h.dataDir}
+	cfg["webhook"] = map[string]any{"bearer_token_file": hookFile}
+	cfg["api"] = map[string]any{"bearer_token_file": h.apiTokFile}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, h.config, string(b))
+	if out, err := exec.Command(healerBin, "check-config", h.config).CombinedOutput(); err != nil {
+		t.Fatalf("healer check-config: %v\n%s\n%s", err, out, b)
+	}
+	return h
+}
+
+// start starts the server and waits until it is ready.
+func (h *healer) start() {
+	h.t.Helper()
+	h.proc = startProc(h.t, h.dir, healerBin, "serve", "--config.file="+h.config, "--web.listen-address="+h.addr, "--log.level=debug")
+	testenv.WaitHTTP(h.t, h.url+"/-/ready", 20*time.Second)
+}
+
+// stop sends SIGTERM and requires a clean exit without data races.
+func (h *healer) stop() {
+	h.t.Helper()
+	if err := h.proc.stop(20 * time.Second); err != nil {
+		h.t.Errorf("healer exited with %v after SIGTERM", err)
+	}
+	h.proc.checkNoRace()
+}
+
+// post sends body to path with token (none when empty) and returns the
+// status code.
+func (h *healer) post(ctx context.Context, path, token string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Alertmanager/0.25.0")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// webhook posts a notification with the webhook token and requires 200.
+func (h *healer) webhook(msg []byte) {
+	h.t.Helper()
+	code, err := h.post(context.Background(), "/webhook", h.hookToken, msg)
+	if err != nil || code != http.StatusOK {
+		h.t.Fatalf("POST /webhook: %d, %v; want 200", code, err)
+	}
+}
+
+// get reads an API path with token into v and returns the status code.
+func (h *healer) get(path, token string, v any) int {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, h.url+path, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		h.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || v == nil {
+		return resp.StatusCode
+	}
+	var env struct {
+		Status string          `json:"status"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		h.t.Fatalf("GET %s: %v", path, err)
+	}
+	if err := json.Unmarshal(env.Data, v); err != nil {
+		h.t.Fatalf("GET %s: data: %v", path, err)
+	}
+	return resp.StatusCode
+}
+
+// storedAlert is an alert as GET /api/v1/alerts shows it.
+type storedAlert struct {
+	Status      string            `json:"Status"`
+	Labels      map[string]string `json:"Labels"`
+	Fingerprint string            `json:"Fingerprint"`
+	StartsAt    time.Time         `json:"StartsAt"`
+	Key         string            `json:"key"`
+	Deliveries  int               `json:"deliveries"`
+	State       string            `json:"state"`
+	Note        string            `json:"note"`
+}
+
+// run is a run as GET /api/v1/runs shows it.
+type run struct {
+	ID          string            `json:"id"`
+	AlertKey    string            `json:"alert_key"`
+	Fingerprint string            `json:"fingerprint"`
+	Runbook     string            `json:"runbook"`
+	State       string            `json:"state"`
+	Reason      string            `json:"reason"`
+	Tier        string            `json:"tier"`
+	Labels      map[string]string `json:"labels"`
+	Steps       []struct {
+		Action string            `json:"action"`
+		Params map[string]string `json:"params"`
+		State  string            `json:"state"`
+		Error  string            `json:"error"`
+		Argv   []string          `json:"argv"`
+		Output string            `json:"output"`
+	} `json:"steps"`
+}
+
+func (h *healer) alerts(query string) []storedAlert {
+	h.t.Helper()
+	var a []storedAlert
+	if code := h.get("/api/v1/alerts?limit=10000"+query, h.apiToken, &a); code != http.StatusOK {
+		h.t.Fatalf("GET /api/v1/alerts: %d", code)
+	}
+	return a
+}
+
+func (h *healer) runs(query string) []run {
+	h.t.Helper()
+	var r []run
+	if code := h.get("/api/v1/runs?limit=10000"+query, h.apiToken, &r); code != http.StatusOK {
+		h.t.Fatalf("GET /api/v1/runs: %d", code)
+	}
+	return r
+}
+
+// cli runs the healer CLI against this server's API and returns its exit
+// code and output.
+func (h *healer) cli(args ...string) (int, string) {
+	h.t.Helper()
+	args = append(args, "--healer.url="+h.url, "--api.token-file="+h.apiTokFile, "--by=e2e-test")
+	cmd := exec.Command(healerBin, args...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &ee):
+		return ee.ExitCode(), string(out)
+	default:
+		h.t.Fatalf("healer %s: %v", strings.Join(args, " "), err)
+		return -1, ""
+	}
+}
+
+// verifyAudit runs `healer audit verify` on the server's audit log and
+// requires exit 0.
+func (h *healer) verifyAudit() {
+	h.t.Helper()
+	dir := filepath.Join(h.dataDir, "audit")
+	out, err := exec.Command(healerBin, "audit", "verify", dir).CombinedOutput()
+	if err != nil {
+		h.t.Errorf("healer audit verify %s: %v; want exit 0\n%s", dir, err, out)
+		return
+	}
+	h.t.Logf("%s", bytes.TrimSpace(out))
+}
+
+// auditRecord is the part of an audit line the tests look at.
+type auditRecord struct {
+	Seq         uint64            `json:"seq"`
+	Kind        string            `json:"kind"`
+	RunID       string            `json:"run_id"`
+	Fingerprint string            `json:"fingerprint"`
+	Argv        []string          `json:"argv"`
+	Result      string            `json:"result"`
+	Fields      map[string]string `json:"fields"`
+}
+
+// auditRecords reads every record of the audit log (rotated files and
+// audit.log). Call it with the server stopped.
+func (h *healer) auditRecords() []auditRecord {
+	h.t.Helper()
+	dir := filepath.Join(h.dataDir, "audit")
+	files, err := filepath.Glob(filepath.Join(dir, "audit*.log"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var recs []auditRecord
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		for i, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+			var r auditRecord
+			if err := json.Unmarshal(line, &r); err != nil {
+				h.t.Fatalf("%s:%d: %v", f, i+1, err)
+			}
+			recs = append(recs, r)
+		}
+	}
+	return recs
+}
+
+// notification is a webhook body as Alertmanager 0.25 posts it.
+type notification struct {
+	template.Data
+	Version         string `json:"version"`
+	GroupKey        string `json:"groupKey"`
+	TruncatedAlerts uint64 `json:"truncatedAlerts"`
+}
+
+// message builds a version 4 notification of alerts, as the Alertmanager
+// at externalURL would send it.
+func message(t testing.TB, externalURL string, alerts ...template.Alert) []byte {
+	t.Helper()
+	status := "resolved"
+	for _, a := range alerts {
+		if a.Status == "firing" {
+			status = "firing"
+		}
+	}
+	n := notification{
+		Data: template.Data{
+			Receiver: "healer", Status: status, Alerts: alerts,
+			GroupLabels: template.KV{}, CommonLabels: template.KV{}, CommonAnnotations: template.KV{},
+			ExternalURL: externalURL,
+		},
+		Version: "4", GroupKey: "{}:{}",
+	}
+	b, err := json.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// firing returns a firing alert with labels, as Alertmanager renders it.
+func firing(fp string, startsAt time.Time, labels map[string]string) template.Alert {
+	return template.Alert{
+		Status: "firing", Labels: labels, Annotations: template.KV{"summary": "e2e"},
+		StartsAt: startsAt, Fingerprint: fp, GeneratorURL: "http://prometheus.invalid/graph",
+	}
+}
+
+// eventually polls cond until it holds or within passes. cond returns
+// whether it holds and, when not, what is missing (for the failure).
+func eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %s", what, within, why)
+		}
+		time.Sleep(50 * time.Millisecond) // polling processes we do not control; the deadline bounds it
+	}
+}
+
+// executions counts the JSON documents in a file that tee appended the
+// alert to, once per execution, and returns their run IDs. A missing file
+// is no execution.
+func executions(t testing.TB, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for {
+		var doc struct {
+			RunID string `json:"run_id"`
+		}
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return ids
+		}
+		if err != nil {
+			t.Fatalf("%s: after %d executions: %v\n%s", path, len(ids), err, b)
+		}
+		ids = append(ids, doc.RunID)
+	}
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
