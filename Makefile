@@ -9,7 +9,7 @@ FUZZTIME  ?= 30s
 # Arguments for `make run`, e.g. make run ARGS='--collector.services.name=nginx'.
 ARGS      ?=
 
-.PHONY: all build run test deps lint unit bench-exporter fuzz nab nab-check clean
+.PHONY: all build run test deps lint unit bench-exporter bench-intake fuzz nab nab-check clean
 
 all: build
 
@@ -38,6 +38,11 @@ unit:
 ## bench-exporter: our exporter and node_exporter side by side, with ratios.
 bench-exporter: build deps
 	$(GO) run ./test/bench/exporter -ours $(BIN)/exporter
+
+## bench-intake: the healer's webhook intake (its store, audit log and
+## planner, in-process) beside a decode-only handler, with ratios.
+bench-intake:
+	$(GO) run ./test/bench/intake
 
 ## nab: run the shipped anomaly alert over a folder of NAB-format series,
 ## e.g. make nab DATA=../shared/nab-dev/data OUT=alerts.csv
