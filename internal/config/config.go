@@ -714,7 +714,7 @@ func (c *Config) checkQuery(q *Query, errs *[]error, path ...any) {
 		*errs = append(*errs, c.problem(err.Error(), append(path, "expr")...))
 	}
 	for j, l := range q.Labels {
-		if !model.LabelName(l).IsValid() {
+		if !model.LegacyValidation.IsValidLabelName(l) {
 			*errs = append(*errs, c.problem(fmt.Sprintf("%q is not a label name", l), append(path, "labels", j)...))
 		}
 	}

@@ -12,8 +12,10 @@ var t0 = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 
 func TestCheck(t *testing.T) {
 	t.Parallel()
-	base := Policy{MaxTier: action.TierMedium, Cooldown: 10 * time.Minute, RateMax: 3, RateWindow: time.Hour,
-		BreakerFailures: 2, BreakerQuiet: time.Hour, BlastMaxTargets: 2, BlastWindow: time.Hour}
+	base := Policy{
+		MaxTier: action.TierMedium, Cooldown: 10 * time.Minute, RateMax: 3, RateWindow: time.Hour,
+		BreakerFailures: 2, BreakerQuiet: time.Hour, BlastMaxTargets: 2, BlastWindow: time.Hour,
+	}
 	for name, tc := range map[string]struct {
 		p      Policy
 		f      Facts

@@ -40,8 +40,10 @@ func (h *Healer) start(ctx context.Context, run store.Run, approved bool) {
 }
 
 func (h *Healer) base(r store.Run) audit.Record {
-	return audit.Record{RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname, Runbook: r.Runbook,
-		Action: r.Action, Target: r.Target, DryRun: r.DryRun}
+	return audit.Record{
+		RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname, Runbook: r.Runbook,
+		Action: r.Action, Target: r.Target, DryRun: r.DryRun,
+	}
 }
 
 // finish ends a run in a final state, with its audit record and metric.
@@ -55,7 +57,7 @@ func (h *Healer) finish(ctx context.Context, r store.Run, kind audit.Kind, state
 		return err
 	}
 	h.opts.Metrics.runs.WithLabelValues(r.Action, state).Inc()
-	h.logger.Info("run_"+state, "run_id", r.ID, "runbook", r.Runbook, "action", r.Action, "target", r.Target, "reason", reason)
+	h.logger.Info("run_ended", "state", state, "run_id", r.ID, "runbook", r.Runbook, "action", r.Action, "target", r.Target, "reason", reason)
 	return nil
 }
 
@@ -556,7 +558,7 @@ func (h *Healer) decide(ctx context.Context, id, by string, approve bool) error 
 	if err := h.opts.Store.UpdateRun(ctx, id, u, store.RunWaiting); err != nil {
 		return err
 	}
-	h.logger.Info("run_"+state, "run_id", id, "by", by)
+	h.logger.Info("run_decided", "state", state, "run_id", id, "by", by)
 	if approve {
 		run.State = store.RunApproved
 		h.start(h.lifetime(ctx), run, true)

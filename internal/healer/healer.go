@@ -185,8 +185,10 @@ func (h *Healer) recover(ctx context.Context) error {
 		} else {
 			reason += "; no precheck to re-check it with, so it is not re-planned"
 		}
-		if err := h.record(ctx, audit.Record{Kind: "interrupted", RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname,
-			Runbook: r.Runbook, Action: r.Action, Target: r.Target, Reason: reason}); err != nil {
+		if err := h.record(ctx, audit.Record{
+			Kind: "interrupted", RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname,
+			Runbook: r.Runbook, Action: r.Action, Target: r.Target, Reason: reason,
+		}); err != nil {
 			return err
 		}
 		if err := h.opts.Store.UpdateRun(ctx, r.ID, store.Update{State: store.RunInterrupted, Reason: reason, FinishedAt: h.now()}, store.RunRunning); err != nil {
@@ -430,8 +432,10 @@ func (h *Healer) cancelWaiting(ctx context.Context, a store.StoredAlert) error {
 			}
 			return err
 		}
-		if err := h.record(ctx, audit.Record{Kind: audit.KindSkipped, RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname,
-			Runbook: r.Runbook, Action: r.Action, Target: r.Target, Result: store.RunCancelled, Reason: reason}); err != nil {
+		if err := h.record(ctx, audit.Record{
+			Kind: audit.KindSkipped, RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname,
+			Runbook: r.Runbook, Action: r.Action, Target: r.Target, Result: store.RunCancelled, Reason: reason,
+		}); err != nil {
 			return err
 		}
 		h.opts.Metrics.runs.WithLabelValues(r.Action, store.RunCancelled).Inc()

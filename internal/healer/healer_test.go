@@ -141,8 +141,10 @@ func newEnv(t *testing.T, yml string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	clk := &clock{now: time.Date(2026, 11, 23, 18, 20, 0, 0, time.UTC)}
-	act := &fakeAction{spec: action.Spec{Name: "restart_service", Tier: action.TierMedium, Reversible: true,
-		Params: []action.Param{{Name: "unit", Type: action.TypeUnit, Required: true}}}}
+	act := &fakeAction{spec: action.Spec{
+		Name: "restart_service", Tier: action.TierMedium, Reversible: true,
+		Params: []action.Param{{Name: "unit", Type: action.TypeUnit, Required: true}},
+	}}
 	reg, err := action.NewRegistry(act)
 	if err != nil {
 		t.Fatal(err)
@@ -161,8 +163,10 @@ func newEnv(t *testing.T, yml string) *env {
 	}
 	q := &fakeQuerier{answer: true}
 	am := &fakeAM{}
-	h := New(Options{Store: st, Audit: alog, Actions: reg, Querier: q, Alertmanager: am, Logger: testenv.Logger(t),
-		Now: clk.Now, PollInterval: 5 * time.Millisecond}, cfg)
+	h := New(Options{
+		Store: st, Audit: alog, Actions: reg, Querier: q, Alertmanager: am, Logger: testenv.Logger(t),
+		Now: clk.Now, PollInterval: 5 * time.Millisecond,
+	}, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
@@ -171,8 +175,12 @@ func newEnv(t *testing.T, yml string) *env {
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
-		st.Close()
-		alog.Close()
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+		if err := alog.Close(); err != nil {
+			t.Error(err)
+		}
 		if _, err := audit.Verify(filepath.Join(dir, "audit")); err != nil {
 			t.Errorf("audit verify: %v", err)
 		}

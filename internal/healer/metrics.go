@@ -25,8 +25,10 @@ type Metrics struct {
 
 // Run results pre-created at zero, so that rate() and absent() see them
 // from the start.
-var runResults = []string{store.RunSucceeded, store.RunFailed, store.RunRolledBack, store.RunSkipped, store.RunDenied,
-	store.RunExpired, store.RunCancelled, store.RunInterrupted, store.RunDryRun}
+var runResults = []string{
+	store.RunSucceeded, store.RunFailed, store.RunRolledBack, store.RunSkipped, store.RunDenied,
+	store.RunExpired, store.RunCancelled, store.RunInterrupted, store.RunDryRun,
+}
 
 // NewMetrics registers the healer's metrics with reg (nil: not
 // registered, for tests).

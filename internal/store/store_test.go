@@ -29,7 +29,11 @@ func open(t *testing.T) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return s
 }
 
@@ -142,8 +146,10 @@ func TestRunsAndGuards(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Unix(1700000100, 0).UTC()
-	run := Run{ID: "r1", AlertKey: a.Key(), Fingerprint: a.Fingerprint, Runbook: "rb", Action: "restart_service",
-		Target: "nginx.service", Steps: []StepRecord{{Action: "restart_service", Params: map[string]string{"unit": "nginx.service"}}}, Tier: "medium", State: RunPending, CreatedAt: now}
+	run := Run{
+		ID: "r1", AlertKey: a.Key(), Fingerprint: a.Fingerprint, Runbook: "rb", Action: "restart_service",
+		Target: "nginx.service", Steps: []StepRecord{{Action: "restart_service", Params: map[string]string{"unit": "nginx.service"}}}, Tier: "medium", State: RunPending, CreatedAt: now,
+	}
 	if err := s.Plan(ctx, a.Key(), AlertPlanned, "", []Run{run}); err != nil {
 		t.Fatal(err)
 	}

@@ -53,8 +53,10 @@ func setup(t *testing.T, maxBody int64) *fixture {
 		tokens, func() int64 { return maxBody }))
 	t.Cleanup(func() {
 		srv.Close()
-		st.Close()
-		alog.Close()
+		_ = st.Close() // closed already by one test
+		if err := alog.Close(); err != nil {
+			t.Error(err)
+		}
 	})
 	return &fixture{srv: srv, st: st}
 }
@@ -111,7 +113,9 @@ func TestWebhookUnavailableWhenStoreIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := setup(t, 1<<20)
-	f.st.Close()
+	if err := f.st.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if code, msg := f.post(t, "/webhook", "s3cret-webhook", string(firing)); code != http.StatusServiceUnavailable {
 		t.Errorf("POST /webhook with the store closed: got %d %q, want 503 so Alertmanager retries", code, msg)
 	}
