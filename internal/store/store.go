@@ -59,6 +59,10 @@ type Store struct {
 	done   chan struct{}
 	closed chan struct{}
 	once   sync.Once
+	// mu orders Accept's send before Close: once Close holds it, no
+	// request can enter the queue that the writer would not drain.
+	mu       sync.RWMutex
+	isClosed bool
 }
 
 // Open opens (creating it if needed) the database in dir.
@@ -100,13 +104,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
 	if err := migrate(w); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, errors.Join(fmt.Errorf("open %s: %w", path, err), w.Close())
 	}
 	r, err := sql.Open("sqlite", dsn(""))
 	if err != nil {
-		w.Close()
-		return nil, err
+		return nil, errors.Join(err, w.Close())
 	}
 	r.SetMaxOpenConns(4)
 	s := &Store{
@@ -122,7 +124,12 @@ func Open(dir string, opts Options) (*Store, error) {
 // Close stops the writer, after it has answered every Accept it took, and
 // closes the database.
 func (s *Store) Close() error {
-	s.once.Do(func() { close(s.closed) })
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.isClosed = true
+		close(s.closed)
+		s.mu.Unlock()
+	})
 	<-s.done
 	return errors.Join(s.w.Close(), s.r.Close())
 }
@@ -209,11 +216,16 @@ type acceptReq struct {
 // source says where they came from ("webhook", "rules").
 func (s *Store) Accept(ctx context.Context, source string, alerts []alertmanager.Alert) (AcceptResult, error) {
 	req := &acceptReq{alerts: alerts, source: source, done: make(chan struct{})}
+	s.mu.RLock()
+	if s.isClosed {
+		s.mu.RUnlock()
+		return nil, ErrClosed
+	}
 	select {
 	case s.reqs <- req:
-	case <-s.closed:
-		return nil, ErrClosed
+		s.mu.RUnlock()
 	case <-ctx.Done():
+		s.mu.RUnlock()
 		return nil, ctx.Err()
 	}
 	// Once taken, the writer always answers: waiting for it even when ctx
