@@ -132,20 +132,30 @@ func Serve(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			logger.Error("store_close_failed", "err", err)
+		}
+	}()
 
-	// The chain is verified once at start; appends after that keep it.
+	alog, err := audit.Open(cfg.Audit.Path, audit.Options{MaxBytes: int64(cfg.Audit.MaxSize), MaxAge: time.Duration(cfg.Audit.MaxAge)})
+	if err != nil {
+		return fmt.Errorf("open audit log: %w", err)
+	}
+	defer func() {
+		if err := alog.Close(); err != nil {
+			logger.Error("audit_close_failed", "err", err)
+		}
+	}()
+
+	// The chain is verified once at start, after Open has cut off a record
+	// torn by a crash; appends after that keep it.
 	chainOK := atomic.Bool{}
 	if _, err := audit.Verify(cfg.Audit.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		logger.Error("audit_chain_broken", "path", cfg.Audit.Path, "err", err)
 	} else {
 		chainOK.Store(true)
 	}
-	alog, err := audit.Open(cfg.Audit.Path, audit.Options{MaxBytes: int64(cfg.Audit.MaxSize), MaxAge: time.Duration(cfg.Audit.MaxAge)})
-	if err != nil {
-		return fmt.Errorf("open audit log: %w", err)
-	}
-	defer alog.Close()
 
 	promReg := prometheus.NewPedanticRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
