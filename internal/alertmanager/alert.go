@@ -21,20 +21,20 @@ type Alert struct {
 	// Status is the alert's own status, never the notification's: with
 	// max_alerts set, a notification can say resolved while it carries
 	// firing alerts (see Message.TruncatedAlerts).
-	Status       Status
-	Labels       model.LabelSet
-	Annotations  model.LabelSet
-	StartsAt     time.Time // in UTC
-	EndsAt       time.Time // in UTC; zero while firing
-	GeneratorURL string
-	Fingerprint  string
+	Status       Status         `json:"status"`
+	Labels       model.LabelSet `json:"labels"`
+	Annotations  model.LabelSet `json:"annotations"`
+	StartsAt     time.Time      `json:"startsAt"` // in UTC
+	EndsAt       time.Time      `json:"endsAt"`   // in UTC; zero while firing
+	GeneratorURL string         `json:"generatorURL"`
+	Fingerprint  string         `json:"fingerprint"`
 
 	// What the notification says about where the alert came from. Two
 	// Alertmanagers of an HA pair send the same alert with a different
 	// ExternalURL, so none of these is part of Key.
-	Receiver    string
-	GroupKey    string
-	ExternalURL string
+	Receiver    string `json:"receiver"`
+	GroupKey    string `json:"groupKey"`
+	ExternalURL string `json:"externalURL"`
 }
 
 // Split returns the alerts of a message that Decode returned, one for each,
