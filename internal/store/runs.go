@@ -108,17 +108,18 @@ func (s *Store) NewAlerts(ctx context.Context, limit int) ([]StoredAlert, error)
 // fingerprint.
 func (s *Store) Alerts(ctx context.Context, fingerprint string, limit int) ([]StoredAlert, error) {
 	if fingerprint != "" {
-		return s.queryAlerts(ctx, `WHERE fingerprint = ? ORDER BY received_at DESC LIMIT ?`, fingerprint, limit)
+		// Keys are fingerprint/status/startsAt: '/' sorts just before '0'.
+		return s.queryAlerts(ctx, `WHERE key > ? AND key < ? ORDER BY rowid DESC LIMIT ?`, fingerprint+"/", fingerprint+"0", limit)
 	}
-	return s.queryAlerts(ctx, `ORDER BY received_at DESC LIMIT ?`, limit)
+	return s.queryAlerts(ctx, `ORDER BY rowid DESC LIMIT ?`, limit)
 }
 
 // Resolved reports whether a resolved notification is stored for the
 // firing of fingerprint that started at startsAt.
 func (s *Store) Resolved(ctx context.Context, fingerprint string, startsAt time.Time) (bool, error) {
+	a := alertmanager.Alert{Fingerprint: fingerprint, Status: alertmanager.StatusResolved, StartsAt: startsAt}
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM alerts WHERE fingerprint = ? AND starts_at = ? AND status = 'resolved'`,
-		fingerprint, startsAt.UnixNano()).Scan(&n)
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM alerts WHERE key = ?`, a.Key()).Scan(&n)
 	return n > 0, err
 }
 

@@ -55,9 +55,12 @@ type Store struct {
 	opts   Options
 	logger *slog.Logger
 
+	ins, dup *sql.Stmt // prepared once on the writer's connection
+
 	reqs   chan *acceptReq
 	done   chan struct{}
 	closed chan struct{}
+	ckDone chan struct{}
 	once   sync.Once
 	// mu orders Accept's send before Close: once Close holds it, no
 	// request can enter the queue that the writer would not drain.
@@ -86,18 +89,21 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, "healer.db")
-	dsn := func(extra string) string {
+	dsn := func(writer bool) string {
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous("+opts.Synchronous+")")
 		q.Add("_pragma", "foreign_keys(ON)")
-		if extra != "" {
-			q.Add("_txlock", extra)
+		if writer {
+			q.Add("_txlock", "immediate")
+			// Checkpoints run in the background (see checkpointer), not
+			// inside an intake commit.
+			q.Add("_pragma", "wal_autocheckpoint(0)")
 		}
 		return "file:" + path + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite", dsn("immediate"))
+	w, err := sql.Open("sqlite", dsn(true))
 	if err != nil {
 		return nil, err
 	}
@@ -106,18 +112,31 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := migrate(w); err != nil {
 		return nil, errors.Join(fmt.Errorf("open %s: %w", path, err), w.Close())
 	}
-	r, err := sql.Open("sqlite", dsn(""))
+	ins, err := w.Prepare(`INSERT INTO alerts
+		(key, fingerprint, status, alertname, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(key) DO NOTHING`)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
+	}
+	dup, err := w.Prepare(`UPDATE alerts SET deliveries = deliveries + 1 WHERE key = ?`)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
+	}
+	r, err := sql.Open("sqlite", dsn(false))
 	if err != nil {
 		return nil, errors.Join(err, w.Close())
 	}
 	r.SetMaxOpenConns(4)
 	s := &Store{
-		w: w, r: r, opts: opts, logger: opts.Logger,
+		w: w, r: r, ins: ins, dup: dup, opts: opts, logger: opts.Logger,
 		reqs:   make(chan *acceptReq, opts.MaxBatch),
 		done:   make(chan struct{}),
 		closed: make(chan struct{}),
+		ckDone: make(chan struct{}),
 	}
 	go s.writer()
+	go s.checkpointer()
 	return s, nil
 }
 
@@ -131,7 +150,31 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 	})
 	<-s.done
+	<-s.ckDone
 	return errors.Join(s.w.Close(), s.r.Close())
+}
+
+// checkpointInterval is how often the write-ahead log is copied back into
+// the database.
+const checkpointInterval = time.Second
+
+// checkpointer copies the write-ahead log into the database every second
+// without blocking the writer (a passive checkpoint), so commits never pay
+// for it and the log stays small.
+func (s *Store) checkpointer() {
+	defer close(s.ckDone)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-t.C:
+			if _, err := s.r.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+				s.logger.Warn("checkpoint_failed", "err", err)
+			}
+		}
+	}
 }
 
 const schema = `
@@ -152,9 +195,13 @@ CREATE TABLE IF NOT EXISTS alerts (
 	state        TEXT NOT NULL DEFAULT 'new',
 	note         TEXT NOT NULL DEFAULT ''
 );
+-- Intake writes one row and two b-trees per alert (the table and its key);
+-- the planner's queue needs the state index. A fingerprint's alerts are a
+-- range of keys (the key starts with the fingerprint), and rowid order is
+-- arrival order, so neither needs an index of its own.
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, received_at);
-CREATE INDEX IF NOT EXISTS alerts_fp ON alerts(fingerprint, starts_at);
-CREATE INDEX IF NOT EXISTS alerts_received ON alerts(received_at);
+DROP INDEX IF EXISTS alerts_fp;
+DROP INDEX IF EXISTS alerts_received;
 
 CREATE TABLE IF NOT EXISTS runs (
 	id           TEXT PRIMARY KEY,
@@ -284,19 +331,9 @@ func (s *Store) insert(batch []*acceptReq) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO alerts
-		(key, fingerprint, status, alertname, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(key) DO NOTHING`)
-	if err != nil {
-		return fmt.Errorf("prepare: %w", err)
-	}
-	defer ins.Close()
-	dup, err := tx.PrepareContext(ctx, `UPDATE alerts SET deliveries = deliveries + 1 WHERE key = ?`)
-	if err != nil {
-		return fmt.Errorf("prepare: %w", err)
-	}
-	defer dup.Close()
+	// The writer has one connection, so these are the statements prepared
+	// on it, not prepared again.
+	ins, dup := tx.StmtContext(ctx, s.ins), tx.StmtContext(ctx, s.dup)
 	now := s.opts.Now().UnixNano()
 	for _, r := range batch {
 		r.res = make(AcceptResult, len(r.alerts))
