@@ -257,6 +257,92 @@ func (l *Log) Append(ctx context.Context, rec Record) (Record, error) {
 	return l.append(rec)
 }
 
+// AppendBatch appends recs in order with one write and one fsync, and
+// returns them as written. Either every record is on disk or, with an
+// error, none is. A batch that would rotate the log is appended one record
+// at a time instead (each fsync'd), and may then stop part-way; the error
+// says so and the records before it are written.
+func (l *Log) AppendBatch(ctx context.Context, recs []Record) ([]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		if !recs[i].Kind.valid() {
+			return nil, fmt.Errorf("record %d: kind %q is not lowercase snake_case", i, recs[i].Kind)
+		}
+		if recs[i].Kind.reserved() {
+			return nil, fmt.Errorf("record %d: kind %q is written by the audit log only", i, recs[i].Kind)
+		}
+	}
+	prepared := make([]Record, len(recs))
+	for i, rec := range recs {
+		rec = rec.normalize()
+		rec.redact(l.opts.Redact)
+		prepared[i] = rec
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if l.closed {
+		return nil, errClosed
+	}
+	if l.broken != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBroken, l.broken)
+	}
+	if uint64(len(prepared)) > math.MaxUint64-l.lastSeq {
+		return nil, errors.New("seq would overflow")
+	}
+	now := l.opts.Now().UTC().Round(0)
+	if y := now.Year(); y < 1 || y > 9999 {
+		return nil, fmt.Errorf("clock reads %s, outside what RFC 3339 can write", now)
+	}
+	var buf []byte
+	seq, prev := l.lastSeq, l.lastHash
+	for i := range prepared {
+		rec := prepared[i].normalize()
+		rec.Seq, rec.Time, rec.Prev = seq+1, now, prev
+		body := rec.body()
+		rec.Hash = hashBody(body)
+		b := line(body, rec.Hash)
+		if len(b)-1 > MaxRecordBytes {
+			return nil, fmt.Errorf("record %d of %d bytes is larger than %d", i, len(b)-1, MaxRecordBytes)
+		}
+		buf = append(buf, b...)
+		seq, prev = rec.Seq, rec.Hash
+		prepared[i] = rec
+	}
+	if l.dueRotation(now, int64(len(buf))) {
+		out := make([]Record, 0, len(prepared))
+		for i, rec := range recs {
+			rec = rec.normalize()
+			rec.redact(l.opts.Redact)
+			w, err := l.append(rec)
+			if err != nil {
+				return out, fmt.Errorf("record %d of %d: %w", i, len(recs), err)
+			}
+			out = append(out, w)
+		}
+		return out, nil
+	}
+	if l.f == nil {
+		if _, err := l.openCurrent(); err != nil {
+			return nil, err
+		}
+	}
+	if err := l.write(buf); err != nil {
+		return nil, err
+	}
+	if l.firstSeq == 0 && len(prepared) > 0 {
+		l.firstSeq, l.firstTime = prepared[0].Seq, now
+	}
+	l.size += int64(len(buf))
+	l.lastSeq, l.lastHash = seq, prev
+	l.appended += uint64(len(prepared))
+	return prepared, nil
+}
+
 // append sets the chain fields of a normalized, redacted record and writes
 // it. l.mu is held (or l is not shared yet).
 func (l *Log) append(rec Record) (Record, error) {

@@ -759,3 +759,50 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/2000, "ns/record")
 }
+
+func TestAppendBatch(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l := openLog(t, dir, Options{})
+	appendN(t, l, 0, 2)
+	batch := []Record{step(2), step(3), step(4)}
+	got, err := l.AppendBatch(t.Context(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Seq != 3 || got[2].Seq != 5 || got[1].Prev != got[0].Hash {
+		t.Fatalf("AppendBatch returned seqs %d..%d; want 3..5 chained", got[0].Seq, got[len(got)-1].Seq)
+	}
+	if _, err := l.AppendBatch(t.Context(), []Record{step(5), {Kind: KindRecovered}}); err == nil {
+		t.Fatal("a batch with a reserved kind was appended")
+	}
+	if l.LastSeq() != 5 {
+		t.Errorf("a refused batch moved the chain to %d; want 5", l.LastSeq())
+	}
+	// A failed write leaves none of the batch.
+	real := l.f
+	l.f = &faultyFile{file: real, partialWrite: true}
+	if _, err := l.AppendBatch(t.Context(), []Record{step(5), step(6)}); !errors.Is(err, errInjected) {
+		t.Fatalf("AppendBatch with a failing write = %v; want the injected fault", err)
+	}
+	l.f = real
+	appendN(t, l, 5, 1)
+	if rep := mustVerify(t, dir); rep.Records != 6 {
+		t.Errorf("Verify counted %d records; want 6", rep.Records)
+	}
+}
+
+func TestAppendBatchAcrossRotation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l := openLog(t, dir, Options{MaxBytes: 600})
+	for i := 0; i < 20; i += 4 {
+		if _, err := l.AppendBatch(t.Context(), []Record{step(i), step(i + 1), step(i + 2), step(i + 3)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := mustVerify(t, dir)
+	if rep.Records != 20 || rep.Files < 2 {
+		t.Errorf("Verify: %d records in %d files; want 20 in several", rep.Records, rep.Files)
+	}
+}

@@ -47,7 +47,7 @@ func DefaultRedactor(key, value string) string {
 	if secretKey.MatchString(key) {
 		return Redacted
 	}
-	if !strings.ContainsAny(value, " \t=:") {
+	if !strings.ContainsAny(value, " \t=:") || !secretHint(value) {
 		return value
 	}
 	value = authScheme.ReplaceAllString(value, "${1}${2}"+Redacted)
@@ -83,4 +83,20 @@ func (r *Record) redact(fn Redactor) {
 	for k, v := range r.Fields {
 		r.Fields[k] = fn(k, v)
 	}
+}
+
+// secretHints are what every pattern below needs to find in a value before
+// it can match: the secret words, the HTTP schemes and a URL's userinfo.
+var secretHints = []string{"pass", "secret", "token", "key", "authorization", "cookie", "credential", "bearer", "basic", "@"}
+
+// secretHint reports whether value holds any of secretHints, in any case:
+// a cheap test that spares the regular expressions most values.
+func secretHint(value string) bool {
+	lower := strings.ToLower(value)
+	for _, h := range secretHints {
+		if strings.Contains(lower, h) {
+			return true
+		}
+	}
+	return false
 }

@@ -160,10 +160,24 @@ func (h *Healer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-h.wake:
+			// Let a burst gather, so that it is planned in one batch
+			// rather than one alert at a time.
+			coalesce := time.NewTimer(coalesceDelay)
+			select {
+			case <-ctx.Done():
+				coalesce.Stop()
+				return nil
+			case <-coalesce.C:
+			}
 		case <-t.C:
 		}
 	}
 }
+
+// coalesceDelay is how long the planner lets new alerts gather after the
+// first one arrives: a few milliseconds on the way to an action, many
+// fewer transactions and fsyncs in an alert storm.
+const coalesceDelay = 5 * time.Millisecond
 
 // recover resumes after a stop: runs not yet started are run, running ones
 // are interrupted and re-planned when a precheck can re-check them.
@@ -244,7 +258,9 @@ func labelMap(ls model.LabelSet) map[string]string {
 	return m
 }
 
-// planNew plans every alert that is new.
+// planNew plans every alert that is new, in batches: the audit records of
+// a batch are written with one fsync, then its decisions are committed in
+// one transaction, then its runs start.
 func (h *Healer) planNew(ctx context.Context) error {
 	for {
 		alerts, err := h.opts.Store.NewAlerts(ctx, 256)
@@ -254,46 +270,87 @@ func (h *Healer) planNew(ctx context.Context) error {
 		if len(alerts) == 0 {
 			return nil
 		}
+		var (
+			recs      []audit.Record
+			decisions []store.Decision
+			runs      []store.Run
+		)
+		flush := func() error {
+			if len(recs) > 0 {
+				if _, err := h.opts.Audit.AppendBatch(ctx, recs); err != nil {
+					h.opts.Metrics.auditErrors.Inc()
+					return fmt.Errorf("audit: %w", err)
+				}
+			}
+			if len(decisions) > 0 {
+				if err := h.opts.Store.PlanBatch(ctx, decisions); err != nil {
+					return err
+				}
+			}
+			for _, r := range runs {
+				h.start(ctx, r, false)
+			}
+			recs, decisions, runs = recs[:0], decisions[:0], runs[:0]
+			return nil
+		}
 		for _, a := range alerts {
-			if err := h.plan(ctx, a); err != nil {
+			if a.Status == alertmanager.StatusResolved {
+				// A resolution cancels waiting runs now, in order after
+				// what was planned before it.
+				if err := flush(); err != nil {
+					return err
+				}
+				if err := h.record(ctx, received(a)); err != nil {
+					return err
+				}
+				if err := h.cancelWaiting(ctx, a); err != nil {
+					return err
+				}
+			} else {
+				recs = append(recs, received(a))
+			}
+			r, d, run, err := h.plan(ctx, a)
+			if err != nil {
 				return fmt.Errorf("plan %s: %w", a.Key, err)
 			}
+			recs, decisions = append(recs, r...), append(decisions, d)
+			if run != nil {
+				runs = append(runs, *run)
+			}
+		}
+		if err := flush(); err != nil {
+			return err
 		}
 	}
 }
 
-// plan decides what to do about one alert.
-func (h *Healer) plan(ctx context.Context, a store.StoredAlert) error {
+func received(a store.StoredAlert) audit.Record {
+	return audit.Record{
+		Kind: audit.KindReceived, Result: string(a.Status), Fingerprint: a.Fingerprint, Alertname: string(a.Labels[model.AlertNameLabel]),
+		Fields: map[string]string{"dedup_id": a.Key, "source": a.Source, "starts_at": a.StartsAt.Format(time.RFC3339Nano)},
+	}
+}
+
+// plan decides what to do about one alert, and returns the audit records
+// of the decision, the decision, and the run to start, if any.
+func (h *Healer) plan(ctx context.Context, a store.StoredAlert) ([]audit.Record, store.Decision, *store.Run, error) {
 	cfg := h.cfg.Load()
 	name := string(a.Labels[model.AlertNameLabel])
 	base := audit.Record{Fingerprint: a.Fingerprint, Alertname: name}
-	rec := base
-	rec.Kind, rec.Result = audit.KindReceived, string(a.Status)
-	rec.Fields = map[string]string{"dedup_id": a.Key, "source": a.Source, "starts_at": a.StartsAt.Format(time.RFC3339Nano)}
-	if err := h.record(ctx, rec); err != nil {
-		return err
-	}
-	done := func(note string) error {
+	done := func(recs []audit.Record, note string) ([]audit.Record, store.Decision, *store.Run, error) {
 		r := base
 		r.Kind, r.Reason = audit.KindSkipped, note
-		if err := h.record(ctx, r); err != nil {
-			return err
-		}
 		h.logger.Info("alert_skipped", "fingerprint", a.Fingerprint, "alertname", name, "status", string(a.Status), "reason", note)
-		return h.opts.Store.Plan(ctx, a.Key, store.AlertDone, note, nil)
+		return append(recs, r), store.Decision{Key: a.Key, State: store.AlertDone, Note: note}, nil, nil
 	}
 
-	if a.Status == alertmanager.StatusResolved {
-		if err := h.cancelWaiting(ctx, a); err != nil {
-			return err
-		}
-	} else {
+	if a.Status == alertmanager.StatusFiring {
 		resolved, err := h.opts.Store.Resolved(ctx, a.Fingerprint, a.StartsAt)
 		if err != nil {
-			return err
+			return nil, store.Decision{}, nil, err
 		}
 		if resolved {
-			return done("the alert is already resolved; a stale firing notification is not acted on")
+			return done(nil, "the alert is already resolved; a stale firing notification is not acted on")
 		}
 	}
 
@@ -302,28 +359,18 @@ func (h *Healer) plan(ctx context.Context, a store.StoredAlert) error {
 	mrec.Kind = audit.KindMatched
 	if rb == nil {
 		mrec.Result, mrec.Reason = "none", "no runbook matches a "+string(a.Status)+" alert with these labels"
-		if err := h.record(ctx, mrec); err != nil {
-			return err
-		}
 		h.logger.Info("alert_unmatched", "fingerprint", a.Fingerprint, "alertname", name, "status", string(a.Status))
-		return h.opts.Store.Plan(ctx, a.Key, store.AlertDone, mrec.Reason, nil)
+		return []audit.Record{mrec}, store.Decision{Key: a.Key, State: store.AlertDone, Note: mrec.Reason}, nil, nil
 	}
 	mrec.Result, mrec.Runbook = "matched", rb.Name
-	if err := h.record(ctx, mrec); err != nil {
-		return err
-	}
 	base.Runbook = rb.Name
 
 	run, err := h.build(cfg, rb, a)
 	if err != nil {
-		return done(err.Error())
-	}
-	if err := h.opts.Store.Plan(ctx, a.Key, store.AlertPlanned, "", []store.Run{run}); err != nil {
-		return err
+		return done([]audit.Record{mrec}, err.Error())
 	}
 	h.logger.Info("run_planned", "run_id", run.ID, "fingerprint", a.Fingerprint, "alertname", name, "runbook", rb.Name, "action", run.Action, "target", run.Target)
-	h.start(ctx, run, false)
-	return nil
+	return []audit.Record{mrec}, store.Decision{Key: a.Key, State: store.AlertPlanned, Runs: []store.Run{run}}, &run, nil
 }
 
 // match returns the first runbook, in file order, that matches labels and

@@ -101,7 +101,11 @@ type Run struct {
 
 // NewAlerts returns up to limit alerts in state new, oldest first.
 func (s *Store) NewAlerts(ctx context.Context, limit int) ([]StoredAlert, error) {
-	return s.queryAlerts(ctx, `WHERE state = 'new' ORDER BY received_at, key LIMIT ?`, limit)
+	rows, err := s.newAlerts.QueryContext(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanAlerts(rows)
 }
 
 // Alerts returns the newest alerts, at most limit, optionally of one
@@ -119,7 +123,7 @@ func (s *Store) Alerts(ctx context.Context, fingerprint string, limit int) ([]St
 func (s *Store) Resolved(ctx context.Context, fingerprint string, startsAt time.Time) (bool, error) {
 	a := alertmanager.Alert{Fingerprint: fingerprint, Status: alertmanager.StatusResolved, StartsAt: startsAt}
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM alerts WHERE key = ?`, a.Key()).Scan(&n)
+	err := s.resolved.QueryRowContext(ctx, a.Key()).Scan(&n)
 	return n > 0, err
 }
 
@@ -131,6 +135,10 @@ func (s *Store) queryAlerts(ctx context.Context, where string, args ...any) ([]S
 	if err != nil {
 		return nil, err
 	}
+	return scanAlerts(rows)
+}
+
+func scanAlerts(rows *sql.Rows) ([]StoredAlert, error) {
 	defer rows.Close()
 	var out []StoredAlert
 	for rows.Next() {
@@ -160,37 +168,40 @@ func (s *Store) queryAlerts(ctx context.Context, where string, args ...any) ([]S
 // Plan records the planner's decision on an alert in one transaction: its
 // new state and note, and the runs created for it.
 func (s *Store) Plan(ctx context.Context, key, state, note string, runs []Run) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	res, err := tx.ExecContext(ctx, `UPDATE alerts SET state = ?, note = ? WHERE key = ?`, state, note, key)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("alert %s: %w", key, ErrNotFound)
-	}
-	for _, r := range runs {
-		if err := insertRun(ctx, tx, r); err != nil {
-			return err
+	return s.PlanBatch(ctx, []Decision{{Key: key, State: state, Note: note, Runs: runs}})
+}
+
+// Decision is the planner's decision on one alert.
+type Decision struct {
+	Key, State, Note string
+	Runs             []Run
+}
+
+// PlanBatch records several decisions in one transaction.
+func (s *Store) PlanBatch(ctx context.Context, ds []Decision) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		set := tx.StmtContext(ctx, s.setState)
+		for _, d := range ds {
+			res, err := set.ExecContext(ctx, d.State, d.Note, d.Key)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return fmt.Errorf("alert %s: %w", d.Key, ErrNotFound)
+			}
+			for _, r := range d.Runs {
+				if err := insertRun(ctx, tx, r); err != nil {
+					return err
+				}
+			}
 		}
-	}
-	return tx.Commit()
+		return nil
+	})
 }
 
 // InsertRun stores a run made outside the planner (healer run by hand).
 func (s *Store) InsertRun(ctx context.Context, r Run) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if err := insertRun(ctx, tx, r); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return insertRun(ctx, tx, r) })
 }
 
 func insertRun(ctx context.Context, tx *sql.Tx, r Run) error {
@@ -264,11 +275,19 @@ func (s *Store) UpdateRun(ctx context.Context, id string, u Update, from ...stri
 			args = append(args, f)
 		}
 	}
-	res, err := s.w.ExecContext(ctx, q, args...)
+	var n int64
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("update run %s: %w", id, err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("update run %s: %w", id, err)
+		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		if _, err := s.Run(ctx, id); err != nil {
 			return err
 		}
@@ -422,11 +441,13 @@ func (s *Store) Breaker(ctx context.Context, runbook, target string) (Breaker, e
 
 // SaveBreaker stores b.
 func (s *Store) SaveBreaker(ctx context.Context, b Breaker) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO breakers (runbook, target, failures, opened_at, last_failure, escalated)
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO breakers (runbook, target, failures, opened_at, last_failure, escalated)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(runbook, target) DO UPDATE SET
 		failures = excluded.failures, opened_at = excluded.opened_at, last_failure = excluded.last_failure, escalated = excluded.escalated`,
-		b.Runbook, b.Target, b.Failures, unixNano(b.OpenedAt), unixNano(b.LastFailure), b.Escalated)
-	return err
+			b.Runbook, b.Target, b.Failures, unixNano(b.OpenedAt), unixNano(b.LastFailure), b.Escalated)
+		return err
+	})
 }
 
 // OpenBreakers returns the breakers that are open.

@@ -55,9 +55,10 @@ type Store struct {
 	opts   Options
 	logger *slog.Logger
 
-	ins, dup *sql.Stmt // prepared once on the writer's connection
+	ins, dup, setState  *sql.Stmt // prepared once on the writer's connection
+	resolved, newAlerts *sql.Stmt // prepared on the readers
 
-	reqs   chan *acceptReq
+	reqs   chan *job
 	done   chan struct{}
 	closed chan struct{}
 	ckDone chan struct{}
@@ -123,14 +124,26 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
 	}
+	setState, err := w.Prepare(`UPDATE alerts SET state = ?, note = ? WHERE key = ?`)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
+	}
 	r, err := sql.Open("sqlite", dsn(false))
 	if err != nil {
 		return nil, errors.Join(err, w.Close())
 	}
+	resolved, err := r.Prepare(`SELECT COUNT(*) FROM alerts WHERE key = ?`)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close(), r.Close())
+	}
+	newAlerts, err := r.Prepare(`SELECT ` + alertCols + ` FROM alerts WHERE state = 'new' ORDER BY received_at, key LIMIT ?`)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close(), r.Close())
+	}
 	r.SetMaxOpenConns(4)
 	s := &Store{
-		w: w, r: r, ins: ins, dup: dup, opts: opts, logger: opts.Logger,
-		reqs:   make(chan *acceptReq, opts.MaxBatch),
+		w: w, r: r, ins: ins, dup: dup, setState: setState, resolved: resolved, newAlerts: newAlerts, opts: opts, logger: opts.Logger,
+		reqs:   make(chan *job, opts.MaxBatch),
 		done:   make(chan struct{}),
 		closed: make(chan struct{}),
 		ckDone: make(chan struct{}),
@@ -249,12 +262,37 @@ func migrate(db *sql.DB) error {
 // was new (false: a delivery of an alert already stored).
 type AcceptResult []bool
 
-type acceptReq struct {
-	alerts []alertmanager.Alert
-	source string
-	res    AcceptResult
-	err    error
-	done   chan struct{}
+// job is one caller's writes, applied in the writer's shared transaction.
+type job struct {
+	apply func(ctx context.Context, tx *sql.Tx) error
+	err   error
+	done  chan struct{}
+}
+
+// write runs apply in a write transaction shared with whatever else is
+// waiting, and returns once that transaction committed (nil) or failed. A
+// failed shared transaction is retried job by job, so one job's error is
+// its own. apply may run more than once and must start from scratch each
+// time.
+func (s *Store) write(ctx context.Context, apply func(ctx context.Context, tx *sql.Tx) error) error {
+	j := &job{apply: apply, done: make(chan struct{})}
+	s.mu.RLock()
+	if s.isClosed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case s.reqs <- j:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	// Once taken, the writer always answers: waiting for it even when ctx
+	// ends keeps the caller from answering "not stored" for a commit that
+	// then happens.
+	<-j.done
+	return j.err
 }
 
 // Accept stores alerts durably and returns once they are committed, or
@@ -262,40 +300,51 @@ type acceptReq struct {
 // already stored are counted as another delivery and reported as not new.
 // source says where they came from ("webhook", "rules").
 func (s *Store) Accept(ctx context.Context, source string, alerts []alertmanager.Alert) (AcceptResult, error) {
-	req := &acceptReq{alerts: alerts, source: source, done: make(chan struct{})}
-	s.mu.RLock()
-	if s.isClosed {
-		s.mu.RUnlock()
-		return nil, ErrClosed
+	var res AcceptResult
+	now := s.opts.Now().UnixNano()
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res = make(AcceptResult, len(alerts))
+		// The writer has one connection, so these are the statements
+		// prepared on it, not prepared again.
+		ins, dup := tx.StmtContext(ctx, s.ins), tx.StmtContext(ctx, s.dup)
+		for i, a := range alerts {
+			labels, _ := json.Marshal(a.Labels)
+			annotations, _ := json.Marshal(a.Annotations)
+			r, err := ins.ExecContext(ctx, a.Key(), a.Fingerprint, string(a.Status), string(a.Labels[model.AlertNameLabel]),
+				a.StartsAt.UnixNano(), unixNano(a.EndsAt), string(labels), string(annotations), a.GeneratorURL, a.Receiver, source, now)
+			if err != nil {
+				return fmt.Errorf("insert %s: %w", a.Key(), err)
+			}
+			if n, _ := r.RowsAffected(); n == 1 {
+				res[i] = true
+				continue
+			}
+			if _, err := dup.ExecContext(ctx, a.Key()); err != nil {
+				return fmt.Errorf("count delivery of %s: %w", a.Key(), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	select {
-	case s.reqs <- req:
-		s.mu.RUnlock()
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return nil, ctx.Err()
-	}
-	// Once taken, the writer always answers: waiting for it even when ctx
-	// ends keeps the caller from answering "not stored" for a commit that
-	// then happens.
-	<-req.done
-	return req.res, req.err
+	return res, nil
 }
 
 func (s *Store) writer() {
 	defer close(s.done)
-	batch := make([]*acceptReq, 0, s.opts.MaxBatch)
+	batch := make([]*job, 0, s.opts.MaxBatch)
 	for {
 		batch = batch[:0]
 		select {
-		case r := <-s.reqs:
-			batch = append(batch, r)
+		case j := <-s.reqs:
+			batch = append(batch, j)
 		case <-s.closed:
 			// Answer what is queued, then stop.
 			for {
 				select {
-				case r := <-s.reqs:
-					s.commit([]*acceptReq{r})
+				case j := <-s.reqs:
+					s.commit([]*job{j})
 				default:
 					return
 				}
@@ -304,8 +353,8 @@ func (s *Store) writer() {
 	fill:
 		for len(batch) < s.opts.MaxBatch {
 			select {
-			case r := <-s.reqs:
-				batch = append(batch, r)
+			case j := <-s.reqs:
+				batch = append(batch, j)
 			default:
 				break fill
 			}
@@ -314,44 +363,32 @@ func (s *Store) writer() {
 	}
 }
 
-func (s *Store) commit(batch []*acceptReq) {
-	err := s.insert(batch)
-	for _, r := range batch {
-		if err != nil {
-			r.res, r.err = nil, err
+func (s *Store) commit(batch []*job) {
+	err := s.apply(batch)
+	if err != nil && len(batch) > 1 {
+		// Find whose error it was: each job on its own.
+		for _, j := range batch {
+			j.err = s.apply([]*job{j})
+			close(j.done)
 		}
-		close(r.done)
+		return
+	}
+	for _, j := range batch {
+		j.err = err
+		close(j.done)
 	}
 }
 
-func (s *Store) insert(batch []*acceptReq) error {
+func (s *Store) apply(batch []*job) error {
 	ctx := context.Background()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	// The writer has one connection, so these are the statements prepared
-	// on it, not prepared again.
-	ins, dup := tx.StmtContext(ctx, s.ins), tx.StmtContext(ctx, s.dup)
-	now := s.opts.Now().UnixNano()
-	for _, r := range batch {
-		r.res = make(AcceptResult, len(r.alerts))
-		for i, a := range r.alerts {
-			labels, _ := json.Marshal(a.Labels)
-			annotations, _ := json.Marshal(a.Annotations)
-			res, err := ins.ExecContext(ctx, a.Key(), a.Fingerprint, string(a.Status), string(a.Labels[model.AlertNameLabel]),
-				a.StartsAt.UnixNano(), unixNano(a.EndsAt), string(labels), string(annotations), a.GeneratorURL, a.Receiver, r.source, now)
-			if err != nil {
-				return fmt.Errorf("insert %s: %w", a.Key(), err)
-			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				r.res[i] = true
-				continue
-			}
-			if _, err := dup.ExecContext(ctx, a.Key()); err != nil {
-				return fmt.Errorf("count delivery of %s: %w", a.Key(), err)
-			}
+	for _, j := range batch {
+		if err := j.apply(ctx, tx); err != nil {
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
