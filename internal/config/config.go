@@ -90,7 +90,12 @@ type API struct {
 // Storage is where the healer keeps its state.
 type Storage struct {
 	Path string `yaml:"path"`
-	// Synchronous: "full" survives a power loss, "normal" a crash.
+	// Synchronous is when a commit reaches the disk. "normal" (the
+	// default): an accepted alert survives the healer being killed at any
+	// moment (it is in the write-ahead log, in the kernel's hands), and a
+	// power loss may lose the last second of them, which Alertmanager
+	// sends again with its next notification. "full": every commit is
+	// fsync'd before the webhook is answered, at about half the intake.
 	Synchronous string    `yaml:"synchronous"`
 	Retention   Retention `yaml:"retention"`
 }
@@ -302,7 +307,7 @@ func (c *Config) setDefaults() {
 		s.Path = "data"
 	}
 	if s.Synchronous == "" {
-		s.Synchronous = "full"
+		s.Synchronous = "normal"
 	}
 	if s.Retention.Alerts == 0 {
 		s.Retention.Alerts = model.Duration(30 * 24 * time.Hour)

@@ -107,7 +107,7 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 8, "concurrent requests in the closed-loop scenarios")
 	flag.IntVar(&o.rate, "rate", 1000, "offered alerts/s in the open-loop scenario")
 	flag.StringVar(&o.dir, "dir", "", "directory for the healer's state (a temporary one on the default disk when empty)")
-	flag.StringVar(&o.sync, "storage.synchronous", "full", "the store's synchronous setting: full or normal")
+	flag.StringVar(&o.sync, "storage.synchronous", "normal", "the store's synchronous setting: full or normal")
 	flag.BoolVar(&o.planner, "planner", true, "run the planner during intake, as the healer does (false isolates the intake)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (client and servers share the process: focus on internal/ for the healer's side)")
 	flag.Parse()
