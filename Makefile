@@ -15,6 +15,7 @@ all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/exporter ./cmd/exporter
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/healer ./cmd/healer
 
 ## run: build and start the exporter on :9110 (/metrics).
 run: build
@@ -68,8 +69,10 @@ nab-check:
 
 ## fuzz: run every fuzzer for FUZZTIME.
 fuzz:
-	@for f in $$($(GO) test -list '^Fuzz' ./internal/collector | grep ^Fuzz); do \
-		echo "== $$f"; $(GO) test ./internal/collector -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	@for p in ./internal/collector ./internal/alertmanager ./internal/config; do \
+		for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+			echo "== $$p $$f"; $(GO) test $$p -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+		done; \
 	done
 
 clean:
