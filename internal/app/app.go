@@ -211,6 +211,7 @@ func Serve(ctx context.Context, o Options) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { errc <- h.Run(runCtx) })
 	wg.Go(func() { prune(runCtx, cfgFunc(h), st, alog, logger) })
+	wg.Go(func() { expireBlocks(runCtx, reg, logger) })
 	go func() { errc <- web.ListenAndServe(srv, o.WebFlags, logger) }()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -272,6 +273,38 @@ func prune(ctx context.Context, cfg func() *config.Config, st *store.Store, alog
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// expirer is an action whose effects end on their own schedule (block_ip
+// on iptables, which has no timeouts of its own).
+type expirer interface {
+	ExpireBlocks(ctx context.Context) ([]string, error)
+}
+
+// expireBlocks lifts expired blocks every minute.
+func expireBlocks(ctx context.Context, reg *action.Registry, logger *slog.Logger) {
+	a, ok := reg.Get("block_ip")
+	if !ok {
+		return
+	}
+	e, ok := a.(expirer)
+	if !ok {
+		return
+	}
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if lifted, err := e.ExpireBlocks(ctx); err != nil {
+				logger.Error("expire_blocks_failed", "err", err)
+			} else if len(lifted) > 0 {
+				logger.Info("blocks_expired", "addresses", lifted)
+			}
 		}
 	}
 }
