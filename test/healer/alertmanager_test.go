@@ -127,10 +127,12 @@ func TestWithRealAlertmanager(t *testing.T) {
 	h := newHealer(t, dir, map[string]any{
 		"global":       map[string]any{"identity": []string{"testhost"}, "max_tier": "observe"},
 		"alertmanager": map[string]any{"url": "http://" + amAddr}, // asked whether an alert is silenced
-		"actions":      map[string]any{"commands": []any{record("record", "observe"), record("record_gated", "low")}},
+		"actions": map[string]any{"commands": []any{record("record", "observe"), record("record_gated", "low"),
+			map[string]any{"name": "fail", "tier": "observe", "argv": []string{"/bin/false"}}}},
 		"runbooks": []any{
 			map[string]any{"name": "once", "match": []string{`alertname="HealerE2EOnce"`}, "steps": step("record")},
 			map[string]any{"name": "gated", "match": []string{`alertname="HealerE2EGated"`}, "steps": step("record_gated")},
+			map[string]any{"name": "escalates", "match": []string{`alertname="HealerE2EFails"`}, "steps": []any{map[string]any{"action": "fail"}}},
 		},
 	})
 	h.start()
@@ -189,6 +191,46 @@ func TestWithRealAlertmanager(t *testing.T) {
 		if got := executions(t, filepath.Join(ranDir, "ran-once")); len(got) != 1 {
 			t.Errorf("after the resolution the action ran %d times; want 1", len(got))
 		}
+	})
+
+	t.Run("a failed run escalates to Alertmanager as HealerEscalation", func(t *testing.T) {
+		am.post(amAlert{Labels: labels("HealerE2EFails", "fails"), StartsAt: startsAt})
+		var failed run
+		eventually(t, 20*time.Second, "the run fails", func() (bool, string) {
+			a, ok := alertWith(h.alerts(""), "fails", "firing")
+			if !ok {
+				return false, "not received"
+			}
+			rs := runsOf(a.Fingerprint)
+			if len(rs) != 1 || rs[0].State != "failed" {
+				return false, fmt.Sprintf("runs %+v", rs)
+			}
+			failed = rs[0]
+			return true, ""
+		})
+		eventually(t, 20*time.Second, "Alertmanager holds HealerEscalation for the run", func() (bool, string) {
+			resp, err := http.Get(am.url + `/api/v2/alerts?filter=alertname%3D%22HealerEscalation%22`)
+			if err != nil {
+				return false, err.Error()
+			}
+			defer resp.Body.Close()
+			var got []struct {
+				Labels      map[string]string `json:"labels"`
+				Annotations map[string]string `json:"annotations"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+				return false, err.Error()
+			}
+			for _, g := range got {
+				if g.Annotations["run_id"] == failed.ID {
+					if g.Labels["runbook"] != "escalates" || g.Labels["instance"] != "testhost" || g.Labels["healer_alertname"] != "HealerE2EFails" {
+						t.Errorf("escalation labels: got %v", g.Labels)
+					}
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%d escalations, none for run %s", len(got), failed.ID)
+		})
 	})
 
 	t.Run("a run above the tier ceiling waits for approval, and healer approve and deny decide it", func(t *testing.T) {
