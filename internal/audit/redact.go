@@ -23,7 +23,6 @@ const Redacted = "[REDACTED]"
 const secretWords = `pass|secret|token|key|authorization|cookie|credential`
 
 var (
-	secretKey = regexp.MustCompile(`(?i)(` + secretWords + `)`)
 	// authScheme finds HTTP credentials anywhere in a value:
 	// "Bearer abc", "Authorization: Basic dXNlcjpwdw==".
 	authScheme = regexp.MustCompile(`(?i)\b(bearer|basic)(\s+)[^\s"',;]+`)
@@ -44,7 +43,7 @@ func DefaultRedactor(key, value string) string {
 	if value == "" {
 		return value
 	}
-	if secretKey.MatchString(key) {
+	if secretKeyName(key) {
 		return Redacted
 	}
 	if !strings.ContainsAny(value, " \t=:") || !secretHint(value) {
@@ -95,6 +94,20 @@ func secretHint(value string) bool {
 	lower := strings.ToLower(value)
 	for _, h := range secretHints {
 		if strings.Contains(lower, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// secretWordList is secretWords as a list, for secretKeyName.
+var secretWordList = strings.Split(secretWords, "|")
+
+// secretKeyName reports whether key holds a secret word, in any case.
+func secretKeyName(key string) bool {
+	lower := strings.ToLower(key)
+	for _, w := range secretWordList {
+		if strings.Contains(lower, w) {
 			return true
 		}
 	}

@@ -270,6 +270,18 @@ func (h *Healer) planNew(ctx context.Context) error {
 		if len(alerts) == 0 {
 			return nil
 		}
+		var firing []store.StoredAlert
+		for _, a := range alerts {
+			if a.Status == alertmanager.StatusFiring {
+				firing = append(firing, a)
+			}
+		}
+		// A firing notification that comes after its own resolution (a
+		// late retry) is stale.
+		stale, err := h.opts.Store.ResolvedOf(ctx, firing)
+		if err != nil {
+			return err
+		}
 		var (
 			recs      []audit.Record
 			decisions []store.Decision
@@ -309,7 +321,7 @@ func (h *Healer) planNew(ctx context.Context) error {
 			} else {
 				recs = append(recs, received(a))
 			}
-			r, d, run, err := h.plan(ctx, a)
+			r, d, run, err := h.plan(a, stale[a.Key])
 			if err != nil {
 				return fmt.Errorf("plan %s: %w", a.Key, err)
 			}
@@ -333,7 +345,7 @@ func received(a store.StoredAlert) audit.Record {
 
 // plan decides what to do about one alert, and returns the audit records
 // of the decision, the decision, and the run to start, if any.
-func (h *Healer) plan(ctx context.Context, a store.StoredAlert) ([]audit.Record, store.Decision, *store.Run, error) {
+func (h *Healer) plan(a store.StoredAlert, stale bool) ([]audit.Record, store.Decision, *store.Run, error) {
 	cfg := h.cfg.Load()
 	name := string(a.Labels[model.AlertNameLabel])
 	base := audit.Record{Fingerprint: a.Fingerprint, Alertname: name}
@@ -344,14 +356,8 @@ func (h *Healer) plan(ctx context.Context, a store.StoredAlert) ([]audit.Record,
 		return append(recs, r), store.Decision{Key: a.Key, State: store.AlertDone, Note: note}, nil, nil
 	}
 
-	if a.Status == alertmanager.StatusFiring {
-		resolved, err := h.opts.Store.Resolved(ctx, a.Fingerprint, a.StartsAt)
-		if err != nil {
-			return nil, store.Decision{}, nil, err
-		}
-		if resolved {
-			return done(nil, "the alert is already resolved; a stale firing notification is not acted on")
-		}
+	if stale {
+		return done(nil, "the alert is already resolved; a stale firing notification is not acted on")
 	}
 
 	rb := match(cfg.Runbooks, a.Labels, string(a.Status))

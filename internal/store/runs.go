@@ -127,6 +127,46 @@ func (s *Store) Resolved(ctx context.Context, fingerprint string, startsAt time.
 	return n > 0, err
 }
 
+// ResolvedOf returns, of the given firing alerts, the keys of those whose
+// resolution is stored: Resolved for many alerts in one query.
+func (s *Store) ResolvedOf(ctx context.Context, firing []StoredAlert) (map[string]bool, error) {
+	out := map[string]bool{}
+	const chunk = 500
+	for len(firing) > 0 {
+		n := min(len(firing), chunk)
+		byResolvedKey := make(map[string]string, n)
+		args := make([]any, 0, n)
+		for _, a := range firing[:n] {
+			r := a.Alert
+			r.Status = alertmanager.StatusResolved
+			byResolvedKey[r.Key()] = a.Key
+			args = append(args, r.Key())
+		}
+		firing = firing[n:]
+		// Only placeholders are concatenated; the keys are bound.
+		q := `SELECT key FROM alerts WHERE key IN (?` + strings.Repeat(", ?", len(args)-1) + `)`
+		rows, err := s.r.QueryContext(ctx, q, args...) //nolint:gosec // see above
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[byResolvedKey[k]] = true
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 const alertCols = `key, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at, deliveries, state, note`
 
 func (s *Store) queryAlerts(ctx context.Context, where string, args ...any) ([]StoredAlert, error) {
