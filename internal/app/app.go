@@ -66,14 +66,16 @@ func Actions(cfg *config.Config, am healer.Alertmanager, logger *slog.Logger) (*
 	return action.NewRegistry(acts...)
 }
 
-// Specs returns the specs of the actions a configuration would have,
-// before it is loaded (to validate it): the built-ins and Alertmanager's.
-func Specs() []action.Spec {
-	reg, err := Actions(config.Default(), nil, nil)
+// specsOf returns the specs of the built-in actions as cfg configures them
+// (its commands are checked by config itself).
+func specsOf(cfg *config.Config) ([]action.Spec, error) {
+	c := *cfg
+	c.Actions.Commands = nil
+	reg, err := Actions(&c, nil, nil)
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	return reg.Specs()
+	return reg.Specs(), nil
 }
 
 // LoadConfig loads and validates the configuration at path; an empty path
@@ -82,7 +84,7 @@ func LoadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		return config.Default(), nil
 	}
-	return config.LoadFile(path, Specs())
+	return config.LoadFile(path, specsOf)
 }
 
 // Options are the server's process-level settings (flags).

@@ -385,15 +385,23 @@ func verifyQuery(v *Verify) *Query {
 	return &v.Query
 }
 
-// LoadFile reads and validates the configuration in path. Actions are the
-// specs of the actions the healer has, to check the runbooks' steps against
-// (commands defined in the file are added to them).
-func LoadFile(path string, actions []action.Spec) (*Config, error) {
+// Specs gives the specs of the actions a configuration makes available,
+// to check its runbooks against: the built-ins as its actions section
+// configures them (roots, allow-lists) and its commands.
+type Specs func(*Config) ([]action.Spec, error)
+
+// StaticSpecs returns a Specs that ignores the configuration.
+func StaticSpecs(specs []action.Spec) Specs {
+	return func(*Config) ([]action.Spec, error) { return specs, nil }
+}
+
+// LoadFile reads and validates the configuration in path.
+func LoadFile(path string, specs Specs) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Load(b, actions)
+	c, err := Load(b, specs)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -402,7 +410,7 @@ func LoadFile(path string, actions []action.Spec) (*Config, error) {
 }
 
 // Load parses and validates a configuration.
-func Load(b []byte, actions []action.Spec) (*Config, error) {
+func Load(b []byte, specs Specs) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, cleanYAMLError(err, nil)
@@ -420,6 +428,10 @@ func Load(b []byte, actions []action.Spec) (*Config, error) {
 		}
 	}
 	c.setDefaults()
+	actions, err := specs(c)
+	if err != nil {
+		return nil, fmt.Errorf("actions: %w", err)
+	}
 	if err := c.validate(actions); err != nil {
 		return nil, err
 	}

@@ -48,7 +48,7 @@ runbooks:
 `
 
 func TestLoadGood(t *testing.T) {
-	c, err := Load([]byte(good), specs)
+	c, err := Load([]byte(good), StaticSpecs(specs))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -74,7 +74,7 @@ func TestLoadGood(t *testing.T) {
 }
 
 func TestLoadEmpty(t *testing.T) {
-	c, err := Load(nil, specs)
+	c, err := Load(nil, StaticSpecs(specs))
 	if err != nil {
 		t.Fatalf("Load(empty): %v", err)
 	}
@@ -146,7 +146,7 @@ func TestLoadErrors(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := Load([]byte(tc.yaml), specs)
+			_, err := Load([]byte(tc.yaml), StaticSpecs(specs))
 			if err == nil {
 				t.Fatalf("Load: got no error, want one containing %q", tc.want)
 			}
@@ -188,7 +188,7 @@ func TestTemplate(t *testing.T) {
 }
 
 func TestSecretsDoNotPrint(t *testing.T) {
-	c, err := Load([]byte(good), specs)
+	c, err := Load([]byte(good), StaticSpecs(specs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("runbooks: [{name: a, match: ['a=\"b\"'], steps: [{action: x}]}]"))
 	f.Add([]byte("{{"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := Load(b, specs)
+		c, err := Load(b, StaticSpecs(specs))
 		if err == nil && c == nil {
 			t.Fatal("Load returned neither a config nor an error")
 		}

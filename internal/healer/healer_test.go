@@ -149,7 +149,7 @@ func newEnv(t *testing.T, yml string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load([]byte(yml), reg.Specs())
+	cfg, err := config.Load([]byte(yml), config.StaticSpecs(reg.Specs()))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

@@ -285,10 +285,10 @@ func (h *healer) get(path, token string, v any) int {
 
 // storedAlert is an alert as GET /api/v1/alerts shows it.
 type storedAlert struct {
-	Status      string            `json:"Status"`
-	Labels      map[string]string `json:"Labels"`
-	Fingerprint string            `json:"Fingerprint"`
-	StartsAt    time.Time         `json:"StartsAt"`
+	Status      string            `json:"status"`
+	Labels      map[string]string `json:"labels"`
+	Fingerprint string            `json:"fingerprint"`
+	StartsAt    time.Time         `json:"startsAt"`
 	Key         string            `json:"key"`
 	Deliveries  int               `json:"deliveries"`
 	State       string            `json:"state"`
