@@ -144,8 +144,8 @@ func (s *Store) ResolvedOf(ctx context.Context, firing []StoredAlert) (map[strin
 		}
 		firing = firing[n:]
 		// Only placeholders are concatenated; the keys are bound.
-		q := `SELECT key FROM alerts WHERE key IN (?` + strings.Repeat(", ?", len(args)-1) + `)`
-		rows, err := s.r.QueryContext(ctx, q, args...) //nolint:gosec // see above
+		q := `SELECT key FROM alerts WHERE key IN (?` + strings.Repeat(", ?", len(args)-1) + `)` //nolint:gosec // see above
+		rows, err := s.r.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, err
 		}

@@ -127,8 +127,10 @@ func TestWithRealAlertmanager(t *testing.T) {
 	h := newHealer(t, dir, map[string]any{
 		"global":       map[string]any{"identity": []string{"testhost"}, "max_tier": "observe"},
 		"alertmanager": map[string]any{"url": "http://" + amAddr}, // asked whether an alert is silenced
-		"actions": map[string]any{"commands": []any{record("record", "observe"), record("record_gated", "low"),
-			map[string]any{"name": "fail", "tier": "observe", "argv": []string{"/bin/false"}}}},
+		"actions": map[string]any{"commands": []any{
+			record("record", "observe"), record("record_gated", "low"),
+			map[string]any{"name": "fail", "tier": "observe", "argv": []string{"/bin/false"}},
+		}},
 		"runbooks": []any{
 			map[string]any{"name": "once", "match": []string{`alertname="HealerE2EOnce"`}, "steps": step("record")},
 			map[string]any{"name": "gated", "match": []string{`alertname="HealerE2EGated"`}, "steps": step("record_gated")},

@@ -201,10 +201,14 @@ scrape_configs:
 			"params": []any{map[string]any{"name": "case", "type": "string", "required": true, "pattern": "[a-z]+"}},
 		}}},
 		"runbooks": []any{
-			map[string]any{"name": "holds", "match": []string{`alertname="Holds"`}, "steps": step,
-				"precheck": map[string]any{"expr": `up == 1`, "labels": []string{"job", "host"}}},
-			map[string]any{"name": "gone", "match": []string{`alertname="Gone"`}, "steps": step,
-				"precheck": map[string]any{"expr": `up == 0`, "labels": []string{"job", "host"}}},
+			map[string]any{
+				"name": "holds", "match": []string{`alertname="Holds"`}, "steps": step,
+				"precheck": map[string]any{"expr": `up == 1`, "labels": []string{"job", "host"}},
+			},
+			map[string]any{
+				"name": "gone", "match": []string{`alertname="Gone"`}, "steps": step,
+				"precheck": map[string]any{"expr": `up == 0`, "labels": []string{"job", "host"}},
+			},
 		},
 	})
 	h.start()
