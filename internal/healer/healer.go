@@ -353,7 +353,7 @@ func (h *Healer) plan(a store.StoredAlert, stale bool) ([]audit.Record, store.De
 		r := base
 		r.Kind, r.Reason = audit.KindSkipped, note
 		h.logger.Info("alert_skipped", "fingerprint", a.Fingerprint, "alertname", name, "status", string(a.Status), "reason", note)
-		return append(recs, r), store.Decision{Key: a.Key, State: store.AlertDone, Note: note}, nil, nil
+		return append(recs, r), store.Decision{ID: a.ID, State: store.AlertDone, Note: note}, nil, nil
 	}
 
 	if stale {
@@ -366,7 +366,7 @@ func (h *Healer) plan(a store.StoredAlert, stale bool) ([]audit.Record, store.De
 	if rb == nil {
 		mrec.Result, mrec.Reason = "none", "no runbook matches a "+string(a.Status)+" alert with these labels"
 		h.logger.Info("alert_unmatched", "fingerprint", a.Fingerprint, "alertname", name, "status", string(a.Status))
-		return []audit.Record{mrec}, store.Decision{Key: a.Key, State: store.AlertDone, Note: mrec.Reason}, nil, nil
+		return []audit.Record{mrec}, store.Decision{ID: a.ID, State: store.AlertDone, Note: mrec.Reason}, nil, nil
 	}
 	mrec.Result, mrec.Runbook = "matched", rb.Name
 	base.Runbook = rb.Name
@@ -376,7 +376,7 @@ func (h *Healer) plan(a store.StoredAlert, stale bool) ([]audit.Record, store.De
 		return done([]audit.Record{mrec}, err.Error())
 	}
 	h.logger.Info("run_planned", "run_id", run.ID, "fingerprint", a.Fingerprint, "alertname", name, "runbook", rb.Name, "action", run.Action, "target", run.Target)
-	return []audit.Record{mrec}, store.Decision{Key: a.Key, State: store.AlertPlanned, Runs: []store.Run{run}}, &run, nil
+	return []audit.Record{mrec}, store.Decision{ID: a.ID, State: store.AlertPlanned, Runs: []store.Run{run}}, &run, nil
 }
 
 // match returns the first runbook, in file order, that matches labels and

@@ -26,6 +26,7 @@ const (
 // StoredAlert is an alert as stored at intake.
 type StoredAlert struct {
 	alertmanager.Alert
+	ID         int64     `json:"id"` // the order of arrival
 	Key        string    `json:"key"`
 	Source     string    `json:"source"`
 	ReceivedAt time.Time `json:"received_at"`
@@ -167,7 +168,16 @@ func (s *Store) ResolvedOf(ctx context.Context, firing []StoredAlert) (map[strin
 	return out, nil
 }
 
-const alertCols = `key, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at, deliveries, state, note`
+const alertCols = `rowid, key, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at, deliveries, state, note`
+
+// alertColsOf is alertCols qualified by a table alias.
+func alertColsOf(alias string) string {
+	cols := strings.Split(alertCols, ", ")
+	for i, c := range cols {
+		cols[i] = alias + "." + c
+	}
+	return strings.Join(cols, ", ")
+}
 
 func (s *Store) queryAlerts(ctx context.Context, where string, args ...any) ([]StoredAlert, error) {
 	// where is one of this package's constant clauses; values are bound.
@@ -187,7 +197,7 @@ func scanAlerts(rows *sql.Rows) ([]StoredAlert, error) {
 			status, lab, ann    string
 			starts, ends, recvd int64
 		)
-		if err := rows.Scan(&a.Key, &a.Fingerprint, &status, &starts, &ends, &lab, &ann, &a.GeneratorURL,
+		if err := rows.Scan(&a.ID, &a.Key, &a.Fingerprint, &status, &starts, &ends, &lab, &ann, &a.GeneratorURL,
 			&a.Receiver, &a.Source, &recvd, &a.Deliveries, &a.State, &a.Note); err != nil {
 			return nil, err
 		}
@@ -207,27 +217,31 @@ func scanAlerts(rows *sql.Rows) ([]StoredAlert, error) {
 
 // Plan records the planner's decision on an alert in one transaction: its
 // new state and note, and the runs created for it.
-func (s *Store) Plan(ctx context.Context, key, state, note string, runs []Run) error {
-	return s.PlanBatch(ctx, []Decision{{Key: key, State: state, Note: note, Runs: runs}})
+func (s *Store) Plan(ctx context.Context, id int64, state, note string, runs []Run) error {
+	return s.PlanBatch(ctx, []Decision{{ID: id, State: state, Note: note, Runs: runs}})
 }
 
-// Decision is the planner's decision on one alert.
+// Decision is the planner's decision on one alert, by its ID.
 type Decision struct {
-	Key, State, Note string
-	Runs             []Run
+	ID          int64
+	State, Note string
+	Runs        []Run
 }
 
 // PlanBatch records several decisions in one transaction.
 func (s *Store) PlanBatch(ctx context.Context, ds []Decision) error {
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		set := tx.StmtContext(ctx, s.setState)
+		set, deq := tx.StmtContext(ctx, s.setState), tx.StmtContext(ctx, s.dequeue)
 		for _, d := range ds {
-			res, err := set.ExecContext(ctx, d.State, d.Note, d.Key)
+			res, err := set.ExecContext(ctx, d.State, d.Note, d.ID)
 			if err != nil {
 				return err
 			}
 			if n, _ := res.RowsAffected(); n == 0 {
-				return fmt.Errorf("alert %s: %w", d.Key, ErrNotFound)
+				return fmt.Errorf("alert %d: %w", d.ID, ErrNotFound)
+			}
+			if _, err := deq.ExecContext(ctx, d.ID); err != nil {
+				return err
 			}
 			for _, r := range d.Runs {
 				if err := insertRun(ctx, tx, r); err != nil {
@@ -530,7 +544,7 @@ func (s *Store) Prune(ctx context.Context, ret Retention) (alerts, runs int64, e
 		runs, _ = res.RowsAffected()
 	}
 	if ret.Alerts > 0 {
-		res, err := s.w.ExecContext(ctx, `DELETE FROM alerts WHERE received_at < ? AND state != 'new'
+		res, err := s.w.ExecContext(ctx, `DELETE FROM alerts WHERE received_at < ? AND rowid NOT IN (SELECT alert FROM queue)
 			AND key NOT IN (SELECT alert_key FROM runs WHERE state IN ('pending', 'waiting', 'approved', 'running'))`,
 			now.Add(-ret.Alerts).UnixNano())
 		if err != nil {
@@ -554,7 +568,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
 	var oldest sql.NullInt64
 	err := s.r.QueryRowContext(ctx, `SELECT
-		(SELECT COUNT(*) FROM alerts WHERE state = 'new'),
+		(SELECT COUNT(*) FROM queue),
 		(SELECT COUNT(*) FROM runs WHERE state IN ('pending', 'approved', 'running')),
 		(SELECT COUNT(*) FROM runs WHERE state = 'waiting'),
 		(SELECT MIN(created_at) FROM runs WHERE state = 'waiting')`).Scan(&st.NewAlerts, &st.PendingRuns, &st.WaitingApproval, &oldest)

@@ -56,8 +56,8 @@ type Store struct {
 	opts   Options
 	logger *slog.Logger
 
-	ins, dup, setState  *sql.Stmt // prepared once on the writer's connection
-	resolved, newAlerts *sql.Stmt // prepared on the readers
+	ins, enqueue, dup, setState, dequeue *sql.Stmt // prepared once on the writer's connection
+	resolved, newAlerts                  *sql.Stmt // prepared on the readers
 
 	reqs   chan *job
 	done   chan struct{}
@@ -121,11 +121,19 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
 	}
+	enqueue, err := w.Prepare(`INSERT INTO queue (alert) VALUES (?)`)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
+	}
+	dequeue, err := w.Prepare(`DELETE FROM queue WHERE alert = ?`)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
+	}
 	dup, err := w.Prepare(`UPDATE alerts SET deliveries = deliveries + 1 WHERE key = ?`)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
 	}
-	setState, err := w.Prepare(`UPDATE alerts SET state = ?, note = ? WHERE key = ?`)
+	setState, err := w.Prepare(`UPDATE alerts SET state = ?, note = ? WHERE rowid = ?`)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
 	}
@@ -137,13 +145,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close(), r.Close())
 	}
-	newAlerts, err := r.Prepare(`SELECT ` + alertCols + ` FROM alerts WHERE state = 'new' ORDER BY received_at, key LIMIT ?`)
+	newAlerts, err := r.Prepare(`SELECT ` + alertColsOf("a") + ` FROM queue q JOIN alerts a ON a.rowid = q.alert ORDER BY q.alert LIMIT ?`)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close(), r.Close())
 	}
 	r.SetMaxOpenConns(4)
 	s := &Store{
-		w: w, r: r, ins: ins, dup: dup, setState: setState, resolved: resolved, newAlerts: newAlerts, opts: opts, logger: opts.Logger,
+		w: w, r: r, ins: ins, enqueue: enqueue, dup: dup, setState: setState, dequeue: dequeue, resolved: resolved, newAlerts: newAlerts, opts: opts, logger: opts.Logger,
 		reqs:   make(chan *job, opts.MaxBatch),
 		done:   make(chan struct{}),
 		closed: make(chan struct{}),
@@ -209,11 +217,13 @@ CREATE TABLE IF NOT EXISTS alerts (
 	state        TEXT NOT NULL DEFAULT 'new',
 	note         TEXT NOT NULL DEFAULT ''
 );
--- Intake writes one row and two b-trees per alert (the table and its key);
--- the planner's queue needs the state index. A fingerprint's alerts are a
--- range of keys (the key starts with the fingerprint), and rowid order is
--- arrival order, so neither needs an index of its own.
-CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, received_at);
+-- Intake writes an alert into the table and its key, and appends its rowid
+-- to the queue; the planner takes alerts from the head of the queue. A
+-- fingerprint's alerts are a range of keys (the key starts with the
+-- fingerprint), and rowid order is arrival order, so neither needs an index
+-- of its own.
+CREATE TABLE IF NOT EXISTS queue (alert INTEGER PRIMARY KEY);
+DROP INDEX IF EXISTS alerts_state;
 DROP INDEX IF EXISTS alerts_fp;
 DROP INDEX IF EXISTS alerts_received;
 
@@ -307,7 +317,7 @@ func (s *Store) Accept(ctx context.Context, source string, alerts []alertmanager
 		res = make(AcceptResult, len(alerts))
 		// The writer has one connection, so these are the statements
 		// prepared on it, not prepared again.
-		ins, dup := tx.StmtContext(ctx, s.ins), tx.StmtContext(ctx, s.dup)
+		ins, enq, dup := tx.StmtContext(ctx, s.ins), tx.StmtContext(ctx, s.enqueue), tx.StmtContext(ctx, s.dup)
 		for i, a := range alerts {
 			labels, _ := json.Marshal(a.Labels)
 			annotations, _ := json.Marshal(a.Annotations)
@@ -317,6 +327,13 @@ func (s *Store) Accept(ctx context.Context, source string, alerts []alertmanager
 				return fmt.Errorf("insert %s: %w", a.Key(), err)
 			}
 			if n, _ := r.RowsAffected(); n == 1 {
+				id, err := r.LastInsertId()
+				if err != nil {
+					return fmt.Errorf("insert %s: %w", a.Key(), err)
+				}
+				if _, err := enq.ExecContext(ctx, id); err != nil {
+					return fmt.Errorf("queue %s: %w", a.Key(), err)
+				}
 				res[i] = true
 				continue
 			}

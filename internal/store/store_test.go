@@ -150,7 +150,11 @@ func TestRunsAndGuards(t *testing.T) {
 		ID: "r1", AlertKey: a.Key(), Fingerprint: a.Fingerprint, Runbook: "rb", Action: "restart_service",
 		Target: "nginx.service", Steps: []StepRecord{{Action: "restart_service", Params: map[string]string{"unit": "nginx.service"}}}, Tier: "medium", State: RunPending, CreatedAt: now,
 	}
-	if err := s.Plan(ctx, a.Key(), AlertPlanned, "", []Run{run}); err != nil {
+	stored, err := s.NewAlerts(ctx, 10)
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("NewAlerts: %v, %d alerts; want 1", err, len(stored))
+	}
+	if err := s.Plan(ctx, stored[0].ID, AlertPlanned, "", []Run{run}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.UpdateRun(ctx, "r1", Update{State: RunRunning, StartedAt: now}, RunPending); err != nil {
