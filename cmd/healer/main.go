@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
@@ -39,6 +40,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serve := a.Command("serve", "Run the healer server (the default).").Default()
 	configFile := serve.Flag("config.file", "Healer configuration file; without one the defaults apply (dry-run off, no runbooks).").String()
 	webFlags := kingpinflag.AddFlags(serve, "127.0.0.1:9111")
+	retention := serve.Flag("storage.tsdb.retention.time", "Standalone mode (no prometheus.url): how long the embedded TSDB keeps samples.").Default("15d").String()
+	scrapeInterval := serve.Flag("standalone.scrape-interval", "Standalone mode: how often this host's vitals are collected and the rules evaluated.").Default("15s").Duration()
+	rulesDir := serve.Flag("rules.dir", "Standalone mode: a directory of *.rules.yml to evaluate instead of the shipped rules.").String()
 	logConfig := &promslog.Config{}
 	flag.AddFlags(a, logConfig)
 
@@ -83,7 +87,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	switch cmd {
 	case serve.FullCommand():
-		if err := app.Serve(ctx, app.Options{ConfigFile: *configFile, WebFlags: webFlags, Logger: logger}); err != nil {
+		ret, err := model.ParseDuration(*retention)
+		if err != nil {
+			fmt.Fprintf(stderr, "healer: --storage.tsdb.retention.time: %v\n", err)
+			return 2
+		}
+		if err := app.Serve(ctx, app.Options{
+			ConfigFile: *configFile, WebFlags: webFlags, Logger: logger,
+			Retention: time.Duration(ret), ScrapeInterval: *scrapeInterval, RulesDir: *rulesDir,
+		}); err != nil {
 			logger.Error("healer_failed", "err", err)
 			return 1
 		}

@@ -8,11 +8,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -22,17 +25,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/deus-ex-machina/deus/internal/action"
+	"github.com/deus-ex-machina/deus/internal/alertmanager"
 	"github.com/deus-ex-machina/deus/internal/amapi"
 	"github.com/deus-ex-machina/deus/internal/audit"
+	"github.com/deus-ex-machina/deus/internal/collector"
 	"github.com/deus-ex-machina/deus/internal/config"
+	"github.com/deus-ex-machina/deus/internal/exporter"
 	"github.com/deus-ex-machina/deus/internal/healer"
 	"github.com/deus-ex-machina/deus/internal/query"
+	"github.com/deus-ex-machina/deus/internal/standalone"
 	"github.com/deus-ex-machina/deus/internal/store"
 	dweb "github.com/deus-ex-machina/deus/internal/web"
+	shipped "github.com/deus-ex-machina/deus/rules"
 )
 
 // Actions builds the registry of every action cfg makes available: the
@@ -92,6 +101,14 @@ type Options struct {
 	ConfigFile string
 	WebFlags   *web.FlagConfig
 	Logger     *slog.Logger
+	// Standalone settings, used when the configuration names no
+	// Prometheus: the embedded one's retention and intervals, and a
+	// directory of rule files to use instead of the shipped ones.
+	Retention      time.Duration
+	ScrapeInterval time.Duration
+	RulesDir       string
+	// Exporter configures the in-process collectors.
+	Exporter exporter.Options
 }
 
 // Serve runs the healer server until ctx is done or SIGTERM.
@@ -170,7 +187,27 @@ func Serve(ctx context.Context, o Options) error {
 	metrics.InitActions(names)
 	promReg.MustRegister(healer.StateCollector{Store: st, Audit: alog, ChainOK: chainOK.Load})
 
-	h := healer.New(healer.Options{
+	// Without a Prometheus to ask, the healer is its own: collectors,
+	// TSDB and rules in this process.
+	var embedded *standalone.Prometheus
+	var h *healer.Healer
+	if cfg.Prometheus == nil {
+		embedded, err = openStandalone(ctx, o, cfg, promReg, func(ctx context.Context, alerts []alertmanager.Alert) error {
+			_, err := h.Accept(ctx, "rules", alerts)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := embedded.Close(); err != nil {
+				logger.Error("tsdb_close_failed", "err", err)
+			}
+		}()
+		querier = embedded
+	}
+
+	h = healer.New(healer.Options{
 		Store: st, Audit: alog, Actions: reg, Querier: querier, Alertmanager: am, Metrics: metrics, Logger: logger,
 	}, cfg)
 
@@ -196,6 +233,14 @@ func Serve(ctx context.Context, o Options) error {
 	handler := dweb.Handler(dweb.Options{
 		Healer: h, Store: st, Actions: reg, Gatherer: promReg, Logger: logger, Reload: reload, Ready: ready.Load,
 	}, tokens, func() int64 { return int64(h.Config().Webhook.MaxBodySize) })
+	if embedded != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/", handler)
+		// The embedded Prometheus' query API, for Grafana (a Prometheus
+		// data source with this URL) and promtool-style clients.
+		mux.Handle("/prometheus/", http.StripPrefix("/prometheus", tokens.ProtectAPI(embedded.Handler())))
+		handler = mux
+	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -209,17 +254,25 @@ func Serve(ctx context.Context, o Options) error {
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
 	var wg sync.WaitGroup
 	wg.Go(func() { errc <- h.Run(runCtx) })
 	wg.Go(func() { prune(runCtx, cfgFunc(h), st, alog, logger) })
 	wg.Go(func() { expireBlocks(runCtx, reg, logger) })
+	if embedded != nil {
+		wg.Go(func() {
+			if err := embedded.Run(runCtx); err != nil {
+				errc <- err
+			}
+		})
+	}
 	go func() { errc <- web.ListenAndServe(srv, o.WebFlags, logger) }()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	ready.Store(true)
 	logger.Info("healer_started", "version", version.Version, "go", runtime.Version(), "runbooks", len(cfg.Runbooks),
+		"standalone", embedded != nil,
 		"dry_run", cfg.Global.DryRun, "max_tier", cfg.Global.MaxTier.String(), "storage", cfg.Storage.Path)
 
 	var runErr error
@@ -334,4 +387,55 @@ func checkAuth(cfg *config.Config, wf *web.FlagConfig) error {
 		}
 	}
 	return nil
+}
+
+// openStandalone opens the embedded Prometheus: the exporter's collectors
+// and the healer's own metrics as its targets, the shipped rules (or those
+// of o.RulesDir), alerts to sink.
+func openStandalone(ctx context.Context, o Options, cfg *config.Config, self prometheus.Gatherer, sink standalone.Sink) (*standalone.Prometheus, error) {
+	eo := o.Exporter
+	if eo.Enabled == nil {
+		eo = exporter.DefaultOptions()
+		eo.StateDir = filepath.Join(cfg.Storage.Path, "exporter")
+	}
+	entries, err := exporter.Collectors(eo)
+	if err != nil {
+		return nil, fmt.Errorf("collectors: %w", err)
+	}
+	scraper := collector.NewScraper(o.Logger, 10*time.Second, collector.BuildInfo{
+		Version: version.Version, Revision: version.GetRevision(), Branch: version.Branch,
+		GoVersion: runtime.Version(), GoOS: runtime.GOOS, GoArch: runtime.GOARCH,
+	}, entries)
+	host, err := os.Hostname()
+	if err != nil {
+		return nil, err
+	}
+	var rulesFS fs.FS = shipped.Files
+	if o.RulesDir != "" {
+		rulesFS = os.DirFS(o.RulesDir)
+	}
+	return standalone.Open(ctx, standalone.Options{
+		Dir:            filepath.Join(cfg.Storage.Path, "tsdb"),
+		Retention:      o.Retention,
+		ScrapeInterval: o.ScrapeInterval,
+		Targets: []standalone.Target{
+			{Job: "node", Instance: host, Scrape: scraper.Scrape},
+			{Job: "deus-healer", Instance: host, Scrape: func(_ context.Context, w io.Writer) error {
+				mfs, err := self.Gather()
+				if err != nil {
+					return err
+				}
+				enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+				for _, mf := range mfs {
+					if err := enc.Encode(mf); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		},
+		Rules:  rulesFS,
+		Sink:   sink,
+		Logger: o.Logger.With("component", "standalone"),
+	})
 }

@@ -700,9 +700,6 @@ func (c *Config) validate(specs []action.Spec) error {
 		if r.Verify != nil {
 			c.checkQuery(&r.Verify.Query, &errs, "runbooks", i, "verify")
 		}
-		if (r.Precheck != nil || r.Verify != nil) && c.Prometheus == nil {
-			bad("prechecks and verifications need prometheus.url (or the standalone mode)", "runbooks", i)
-		}
 		if r.RateLimit != nil && (r.RateLimit.Max < 1 || r.RateLimit.Window <= 0) {
 			bad("max must be at least 1 and window positive", "runbooks", i, "rate_limit")
 		}

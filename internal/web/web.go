@@ -84,6 +84,19 @@ func (t *Tokens) Load(webhookFile, apiFile string) error {
 	return nil
 }
 
+// ProtectAPI serves h only to requests with the API token (when one is
+// configured).
+func (t *Tokens) ProtectAPI(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !t.check(r, true) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="deus-healer"`)
+			http.Error(w, "a valid bearer token is required", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (t *Tokens) check(r *http.Request, api bool) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
