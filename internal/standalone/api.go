@@ -227,7 +227,7 @@ func (p *Prometheus) apiSeries(w http.ResponseWriter, r *http.Request) {
 		fail(w, apiError{http.StatusInternalServerError, "internal", err})
 		return
 	}
-	defer q.Close()
+	defer q.Close() //nolint:errcheck // a read-only querier: closing loses nothing
 	seen := map[uint64]bool{}
 	out := []labels.Labels{}
 	for _, ms := range sets {
@@ -258,7 +258,7 @@ func (p *Prometheus) apiLabels(w http.ResponseWriter, r *http.Request) {
 		fail(w, apiError{http.StatusInternalServerError, "internal", err})
 		return
 	}
-	defer q.Close()
+	defer q.Close() //nolint:errcheck // a read-only querier: closing loses nothing
 	names := map[string]bool{}
 	if len(sets) == 0 {
 		sets = [][]*labels.Matcher{nil}
@@ -292,7 +292,7 @@ func (p *Prometheus) apiLabelValues(w http.ResponseWriter, r *http.Request) {
 		fail(w, apiError{http.StatusInternalServerError, "internal", err})
 		return
 	}
-	defer q.Close()
+	defer q.Close() //nolint:errcheck // a read-only querier: closing loses nothing
 	if len(sets) == 0 {
 		sets = [][]*labels.Matcher{nil}
 	}
@@ -331,8 +331,10 @@ func alertsOf(r *rules.AlertingRule) []apiAlert {
 	out := []apiAlert{}
 	for _, a := range r.ActiveAlerts() {
 		at := a.ActiveAt
-		out = append(out, apiAlert{Labels: a.Labels, Annotations: a.Annotations, State: a.State.String(), ActiveAt: &at,
-			Value: strconv.FormatFloat(a.Value, 'e', -1, 64)})
+		out = append(out, apiAlert{
+			Labels: a.Labels, Annotations: a.Annotations, State: a.State.String(), ActiveAt: &at,
+			Value: strconv.FormatFloat(a.Value, 'e', -1, 64),
+		})
 	}
 	return out
 }

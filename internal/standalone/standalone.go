@@ -127,8 +127,11 @@ func Open(ctx context.Context, o Options) (*Prometheus, error) {
 		ForGracePeriod:  10 * time.Minute,
 	})
 	files, err := fs.Glob(o.Rules, "*.rules.yml")
-	if err != nil || len(files) == 0 {
-		return nil, errors.Join(fmt.Errorf("no *.rules.yml in the rules: %v", err), db.Close())
+	if err == nil && len(files) == 0 {
+		err = errors.New("no *.rules.yml")
+	}
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("rules: %w", err), db.Close())
 	}
 	if err := p.mgr.Update(o.EvalInterval, files, labels.EmptyLabels(), o.ExternalURL, nil); err != nil {
 		return nil, errors.Join(fmt.Errorf("load rules: %w", err), db.Close())

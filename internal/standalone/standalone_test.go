@@ -214,7 +214,11 @@ func TestShippedRulesLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	groups := p.mgr.RuleGroups()
 	if len(groups) < 5 {
 		t.Fatalf("loaded %d rule groups; want every shipped group", len(groups))
