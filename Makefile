@@ -9,7 +9,7 @@ FUZZTIME  ?= 30s
 # Arguments for `make run`, e.g. make run ARGS='--collector.services.name=nginx'.
 ARGS      ?=
 
-.PHONY: all build run test deps lint unit bench-exporter bench-intake fuzz nab nab-check clean
+.PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake fuzz nab nab-check clean
 
 all: build
 
@@ -17,8 +17,14 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/exporter ./cmd/exporter
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/healer ./cmd/healer
 
-## run: build and start the exporter on :9110 (/metrics).
+## run: build and start the healer standalone, in dry-run mode: this host's
+## vitals, the shipped rules and what the healer would do, on
+## http://localhost:9111 (state in ./data).
 run: build
+	$(BIN)/healer $(ARGS)
+
+## run-exporter: build and start the exporter on :9110 (/metrics).
+run-exporter: build
 	$(BIN)/exporter $(ARGS)
 
 ## test: install what is missing, then lint and run every test (unit,

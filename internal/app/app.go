@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	_ "embed" // the built-in configuration
 	"errors"
 	"fmt"
 	"io"
@@ -87,11 +88,20 @@ func specsOf(cfg *config.Config) ([]action.Spec, error) {
 	return reg.Specs(), nil
 }
 
+// defaultConfig is the configuration without a file: standalone, dry run.
+//
+//go:embed standalone.yml
+var defaultConfig []byte
+
 // LoadConfig loads and validates the configuration at path; an empty path
-// gives the defaults.
+// gives the built-in one (standalone, dry run).
 func LoadConfig(path string) (*config.Config, error) {
 	if path == "" {
-		return config.Default(), nil
+		c, err := config.Load(defaultConfig, specsOf)
+		if err != nil {
+			return nil, fmt.Errorf("built-in configuration: %w", err)
+		}
+		return c, nil
 	}
 	return config.LoadFile(path, specsOf)
 }
@@ -230,8 +240,18 @@ func Serve(ctx context.Context, o Options) error {
 	}
 
 	ready := atomic.Bool{}
+	host, _ := os.Hostname()
+	mode := "integrated"
+	if embedded != nil {
+		mode = "standalone"
+	}
+	status := dweb.StatusHandler(dweb.Status{
+		Store: st, Querier: querier, Mode: mode, Host: host, Version: version.Version, Logger: logger,
+		DryRun: func() bool { return h.Config().Global.DryRun },
+	})
 	handler := dweb.Handler(dweb.Options{
 		Healer: h, Store: st, Actions: reg, Gatherer: promReg, Logger: logger, Reload: reload, Ready: ready.Load,
+		Status: status,
 	}, tokens, func() int64 { return int64(h.Config().Webhook.MaxBodySize) })
 	if embedded != nil {
 		mux := http.NewServeMux()

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -333,7 +334,12 @@ func (c *Config) setDefaults() {
 	}
 	ac := &c.Actions
 	if ac.QuarantineDir == "" {
-		ac.QuarantineDir = s.Path + "/quarantine"
+		// Absolute, because clean_temp_files records where it moved files.
+		q, err := filepath.Abs(filepath.Join(s.Path, "quarantine"))
+		if err != nil {
+			q = filepath.Join(s.Path, "quarantine")
+		}
+		ac.QuarantineDir = q
 	}
 	if ac.Firewall == "" {
 		ac.Firewall = "auto"

@@ -35,6 +35,8 @@ type Options struct {
 	Reload func() error
 	// Ready reports whether the healer is ready for work.
 	Ready func() bool
+	// Status is the status page at /; nil for none.
+	Status http.Handler
 }
 
 // Tokens are the bearer tokens the handler accepts, re-read on reload.
@@ -119,6 +121,9 @@ func Handler(o Options, tokens *Tokens, maxBody MaxBody) http.Handler {
 	mux := http.NewServeMux()
 	s := &server{o: o, tokens: tokens, maxBody: maxBody}
 	mux.HandleFunc("POST /webhook", s.webhook)
+	if o.Status != nil {
+		mux.Handle("GET /{$}", tokens.ProtectAPI(o.Status))
+	}
 	mux.HandleFunc("GET /api/v1/alerts", s.api(s.alerts))
 	mux.HandleFunc("GET /api/v1/runs", s.api(s.runs))
 	mux.HandleFunc("GET /api/v1/runs/{id}", s.api(s.run))
