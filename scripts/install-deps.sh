@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests run for real: Debian's Prometheus (promtool),
-# Alertmanager, node_exporter, VictoriaMetrics and bubblewrap, and
+# Alertmanager, node_exporter, VictoriaMetrics, bubblewrap and Chromium (the
+# status page's browser test), and
 # golangci-lint from the Go module proxy. Does nothing for what is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ need victoria-metrics victoria-metrics
 need vmalert victoria-metrics
 need bwrap bubblewrap
 need dbus-daemon dbus-daemon
+need chromium chromium
 
 if ((${#packages[@]})); then
 	sudo=()

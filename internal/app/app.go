@@ -245,8 +245,12 @@ func Serve(ctx context.Context, o Options) error {
 	if embedded != nil {
 		mode = "standalone"
 	}
+	ver := version.Version
+	if ver == "" {
+		ver = "dev"
+	}
 	status := dweb.StatusHandler(dweb.Status{
-		Store: st, Querier: querier, Mode: mode, Host: host, Version: version.Version, Logger: logger,
+		Store: st, Querier: querier, Mode: mode, Host: host, Version: ver, Logger: logger,
 		DryRun: func() bool { return h.Config().Global.DryRun },
 	})
 	handler := dweb.Handler(dweb.Options{
