@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,8 +22,10 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/deus-ex-machina/deus/deploy"
 	"github.com/deus-ex-machina/deus/internal/app"
 	"github.com/deus-ex-machina/deus/internal/audit"
+	"github.com/deus-ex-machina/deus/internal/install"
 )
 
 func main() {
@@ -67,6 +70,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	denyID := deny.Arg("run", "Run ID.").Required().String()
 	rollback := a.Command("rollback", "Undo what a run changed.")
 	rollbackID := rollback.Arg("run", "Run ID.").Required().String()
+
+	installCmd := a.Command("install", "Set this host up: directories, /etc/deus/healer.yml, token files, systemd units and binaries; only what differs, so it can run again.")
+	installDry := installCmd.Flag("dry-run", "Print what would change; change nothing.").Bool()
+	installRoot := installCmd.Flag("root", "Install under this directory instead of /.").Default("/").String()
+	installExporter := installCmd.Flag("exporter", "The exporter binary to install as /usr/local/bin/deus-exporter (default: exporter beside this binary, if there).").String()
 
 	auditCmd := a.Command("audit", "Audit log commands.")
 	verify := auditCmd.Command("verify", "Verify the whole hash chain; exit 1 naming the first bad record.")
@@ -149,6 +157,39 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return api.do(stdout, stderr, http.MethodPost, "/api/v1/runs/"+*denyID+"/deny", map[string]string{"by": *by})
 	case rollback.FullCommand():
 		return api.do(stdout, stderr, http.MethodPost, "/api/v1/runs/"+*rollbackID+"/rollback", map[string]string{"by": *by})
+	case installCmd.FullCommand():
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintf(stderr, "healer install: %v\n", err)
+			return 1
+		}
+		exp := *installExporter
+		if exp == "" {
+			if p := filepath.Join(filepath.Dir(self), "exporter"); fileExists(p) {
+				exp = p
+			}
+		}
+		changes, err := install.Plan(install.Options{Root: *installRoot, Files: deploy.Files, Healer: self, Exporter: exp})
+		if err != nil {
+			fmt.Fprintf(stderr, "healer install: %v\n", err)
+			return 1
+		}
+		for _, c := range changes {
+			prefix := ""
+			if *installDry {
+				prefix = "would "
+			}
+			fmt.Fprintln(stdout, prefix+c.String())
+		}
+		if *installDry {
+			return 0
+		}
+		if err := install.Apply(changes); err != nil {
+			fmt.Fprintf(stderr, "healer install: %v\n", err)
+			return 1
+		}
+		fmt.Fprint(stdout, install.Summary(changes))
+		return 0
 	case verify.FullCommand():
 		rep, err := audit.Verify(*verifyDir)
 		if err != nil {
@@ -209,4 +250,9 @@ func (c *apiClient) do(stdout, stderr io.Writer, method, path string, body any) 
 	}
 	fmt.Fprintln(stdout, pretty.String())
 	return 0
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }
