@@ -25,6 +25,7 @@ import (
 	"github.com/deus-ex-machina/deus/deploy"
 	"github.com/deus-ex-machina/deus/internal/app"
 	"github.com/deus-ex-machina/deus/internal/audit"
+	"github.com/deus-ex-machina/deus/internal/exporter"
 	"github.com/deus-ex-machina/deus/internal/install"
 )
 
@@ -46,6 +47,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	retention := serve.Flag("storage.tsdb.retention.time", "Standalone mode (no prometheus.url): how long the embedded TSDB keeps samples.").Default("15d").String()
 	scrapeInterval := serve.Flag("standalone.scrape-interval", "Standalone mode: how often this host's vitals are collected and the rules evaluated.").Default("15s").Duration()
 	rulesDir := serve.Flag("rules.dir", "Standalone mode: a directory of *.rules.yml to evaluate instead of the shipped rules.").String()
+	eo := exporter.DefaultOptions()
+	eo.StateDir = ""
+	serve.Flag("collector.services.name", "Standalone mode: a service to watch (deus_service_up); repeatable.").StringsVar(&eo.Services)
+	serve.Flag("collector.services.backend", "Standalone mode: how services are checked: systemd, process, or auto.").Default(eo.ServicesBackend).EnumVar(&eo.ServicesBackend, "auto", "systemd", "process")
 	logConfig := &promslog.Config{}
 	flag.AddFlags(a, logConfig)
 
@@ -102,7 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if err := app.Serve(ctx, app.Options{
 			ConfigFile: *configFile, WebFlags: webFlags, Logger: logger,
-			Retention: time.Duration(ret), ScrapeInterval: *scrapeInterval, RulesDir: *rulesDir,
+			Retention: time.Duration(ret), ScrapeInterval: *scrapeInterval, RulesDir: *rulesDir, Exporter: eo,
 		}); err != nil {
 			logger.Error("healer_failed", "err", err)
 			return 1

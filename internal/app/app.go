@@ -420,6 +420,9 @@ func openStandalone(ctx context.Context, o Options, cfg *config.Config, self pro
 	eo := o.Exporter
 	if eo.Enabled == nil {
 		eo = exporter.DefaultOptions()
+		eo.StateDir = ""
+	}
+	if eo.StateDir == "" {
 		eo.StateDir = filepath.Join(cfg.Storage.Path, "exporter")
 	}
 	entries, err := exporter.Collectors(eo)
