@@ -48,41 +48,61 @@ func host() Dashboard {
 		UID: "deus-host", Title: "Deus / Host overview", Tags: []string{"deus"},
 		Description: "A host's vitals from the shipped recording rules, with forecasts of when its file systems fill.",
 		Panels: []Panel{
-			{Title: "CPU utilisation", Unit: "percentunit", Description: "Share of CPU time not idle, averaged over the host's CPUs (instance:node_cpu_utilisation:rate5m).",
-				Targets: []Target{{`instance:node_cpu_utilisation:rate5m{` + sel + `}`, "{{instance}}"}}},
-			{Title: "Memory utilisation", Unit: "percentunit", Description: "Share of memory not available to new work (instance:node_memory_utilisation:ratio).",
-				Targets: []Target{{`instance:node_memory_utilisation:ratio{` + sel + `}`, "{{instance}}"}}},
-			{Title: "Load per CPU", Unit: "short", Description: "1-minute load average divided by the number of CPUs; above 1 tasks wait.",
-				Targets: []Target{{`instance:node_load1_per_cpu:ratio{` + sel + `}`, "{{instance}}"}}},
-			{Title: "Pressure stalls", Unit: "percentunit", Description: "Share of time tasks stalled on CPU, memory and I/O (PSI).",
+			{
+				Title: "CPU utilisation", Unit: "percentunit", Description: "Share of CPU time not idle, averaged over the host's CPUs (instance:node_cpu_utilisation:rate5m).",
+				Targets: []Target{{`instance:node_cpu_utilisation:rate5m{` + sel + `}`, "{{instance}}"}},
+			},
+			{
+				Title: "Memory utilisation", Unit: "percentunit", Description: "Share of memory not available to new work (instance:node_memory_utilisation:ratio).",
+				Targets: []Target{{`instance:node_memory_utilisation:ratio{` + sel + `}`, "{{instance}}"}},
+			},
+			{
+				Title: "Load per CPU", Unit: "short", Description: "1-minute load average divided by the number of CPUs; above 1 tasks wait.",
+				Targets: []Target{{`instance:node_load1_per_cpu:ratio{` + sel + `}`, "{{instance}}"}},
+			},
+			{
+				Title: "Pressure stalls", Unit: "percentunit", Description: "Share of time tasks stalled on CPU, memory and I/O (PSI).",
 				Targets: []Target{
 					{`instance:node_pressure_cpu_waiting_seconds:rate5m{` + sel + `}`, "cpu waiting {{instance}}"},
 					{`instance:node_pressure_memory_stalled_seconds:rate5m{` + sel + `}`, "memory stalled {{instance}}"},
 					{`instance:node_pressure_io_stalled_seconds:rate5m{` + sel + `}`, "io stalled {{instance}}"},
-				}},
-			{Title: "File system space available", Unit: "percentunit", Width: 16,
+				},
+			},
+			{
+				Title: "File system space available", Unit: "percentunit", Width: 16,
 				Description: "Share of each file system available, with the 24-hour linear forecast as a dashed band: where it crosses 0 the disk is full.",
 				Targets: []Target{
 					{`instance_mountpoint:node_filesystem_avail_bytes:ratio{` + sel + `}`, "{{mountpoint}}"},
 					{`instance_mountpoint:node_filesystem_avail_bytes:predict_linear24h{` + sel + `} / node_filesystem_size_bytes{` + sel + `}`, "{{mountpoint}} in 24h"},
-				}},
-			{Title: "Time to full", Kind: "stat", Unit: "s", Width: 8,
+				},
+			},
+			{
+				Title: "Time to full", Kind: "stat", Unit: "s", Width: 8,
 				Description: "At the rate of the last 6 hours, time until each filling file system is full; absent when none is filling.",
-				Targets:     []Target{{`instance_mountpoint:node_filesystem_time_to_full:seconds{` + sel + `}`, "{{mountpoint}}"}}},
-			{Title: "Disk I/O utilisation", Unit: "percentunit", Description: "Share of time each disk was busy.",
-				Targets: []Target{{`instance_device:node_disk_io_time_seconds:rate5m{` + sel + `}`, "{{device}}"}}},
-			{Title: "Network throughput", Unit: "Bps", Description: "Bytes received and sent per second, all interfaces but loopback.",
+				Targets:     []Target{{`instance_mountpoint:node_filesystem_time_to_full:seconds{` + sel + `}`, "{{mountpoint}}"}},
+			},
+			{
+				Title: "Disk I/O utilisation", Unit: "percentunit", Description: "Share of time each disk was busy.",
+				Targets: []Target{{`instance_device:node_disk_io_time_seconds:rate5m{` + sel + `}`, "{{device}}"}},
+			},
+			{
+				Title: "Network throughput", Unit: "Bps", Description: "Bytes received and sent per second, all interfaces but loopback.",
 				Targets: []Target{
 					{`instance:node_network_receive_bytes_excluding_lo:rate5m{` + sel + `}`, "received {{instance}}"},
 					{`instance:node_network_transmit_bytes_excluding_lo:rate5m{` + sel + `}`, "sent {{instance}}"},
-				}},
-			{Title: "Network errors and drops", Unit: "pps", Description: "Packets dropped or in error per second, all interfaces but loopback.",
+				},
+			},
+			{
+				Title: "Network errors and drops", Unit: "pps", Description: "Packets dropped or in error per second, all interfaces but loopback.",
 				Targets: []Target{
 					{`instance:node_network_receive_drop_excluding_lo:rate5m{` + sel + `} + instance:node_network_receive_errs_excluding_lo:rate5m{` + sel + `}`, "received {{instance}}"},
 					{`instance:node_network_transmit_drop_excluding_lo:rate5m{` + sel + `} + instance:node_network_transmit_errs_excluding_lo:rate5m{` + sel + `}`, "sent {{instance}}"},
-				}},
-			{Title: "Top processes by CPU", Unit: "percentunit", Description: "CPU used by the busiest process groups (deus_process_group_cpu_seconds_total).",
-				Targets: []Target{{`topk(5, sum by (groupname) (rate(deus_process_group_cpu_seconds_total{` + sel + `}[$__rate_interval])))`, "{{groupname}}"}}},
+				},
+			},
+			{
+				Title: "Top processes by CPU", Unit: "percentunit", Description: "CPU used by the busiest process groups (deus_process_group_cpu_seconds_total).",
+				Targets: []Target{{`topk(5, sum by (groupname) (rate(deus_process_group_cpu_seconds_total{` + sel + `}[$__rate_interval])))`, "{{groupname}}"}},
+			},
 		},
 	}
 }
@@ -92,19 +112,29 @@ func anomalies() Dashboard {
 		UID: "deus-anomalies", Title: "Deus / Anomalies", Tags: []string{"deus"},
 		Description: "Every watched signal against its 3-day robust baseline, the anomaly score and when SignalAnomalous fired (docs/anomaly.md).",
 		Panels: []Panel{
-			{Title: "Signals", Unit: "short", Width: 24, Description: "The vitals watched for anomalies, one series per signal (instance:deus_signal:value).",
-				Targets: []Target{{`instance:deus_signal:value{` + sel + `}`, "{{signal}}"}}},
-			{Title: "Signal against its baseline", Unit: "short", Description: "Each signal's 15-minute median beside its 3-day median.",
+			{
+				Title: "Signals", Unit: "short", Width: 24, Description: "The vitals watched for anomalies, one series per signal (instance:deus_signal:value).",
+				Targets: []Target{{`instance:deus_signal:value{` + sel + `}`, "{{signal}}"}},
+			},
+			{
+				Title: "Signal against its baseline", Unit: "short", Description: "Each signal's 15-minute median beside its 3-day median.",
 				Targets: []Target{
 					{`instance:deus_signal:median_15m{` + sel + `}`, "{{signal}} now"},
 					{`instance:deus_signal:median_3d{` + sel + `}`, "{{signal}} baseline"},
-				}},
-			{Title: "Anomaly score", Unit: "short", Description: "Robust z-score of each signal: distance from the 3-day median in units of the median absolute deviation.",
-				Targets: []Target{{`instance:deus_signal:anomaly_score{` + sel + `}`, "{{signal}}"}}},
-			{Title: "Anomalous signals", Kind: "stat", Unit: "short", Description: "Signals for which SignalAnomalous fires now.",
-				Targets: []Target{{`count(ALERTS{alertname="SignalAnomalous", alertstate="firing", ` + sel + `}) or vector(0)`, "firing"}}},
-			{Title: "Range excess", Unit: "short", Description: "How far each signal is above its 3-day range, in units of that range.",
-				Targets: []Target{{`instance:deus_signal:range_excess_3d{` + sel + `}`, "{{signal}}"}}},
+				},
+			},
+			{
+				Title: "Anomaly score", Unit: "short", Description: "Robust z-score of each signal: distance from the 3-day median in units of the median absolute deviation.",
+				Targets: []Target{{`instance:deus_signal:anomaly_score{` + sel + `}`, "{{signal}}"}},
+			},
+			{
+				Title: "Anomalous signals", Kind: "stat", Unit: "short", Description: "Signals for which SignalAnomalous fires now.",
+				Targets: []Target{{`count(ALERTS{alertname="SignalAnomalous", alertstate="firing", ` + sel + `}) or vector(0)`, "firing"}},
+			},
+			{
+				Title: "Range excess", Unit: "short", Description: "How far each signal is above its 3-day range, in units of that range.",
+				Targets: []Target{{`instance:deus_signal:range_excess_3d{` + sel + `}`, "{{signal}}"}},
+			},
 		},
 	}
 }
@@ -114,18 +144,30 @@ func security() Dashboard {
 		UID: "deus-security", Title: "Deus / Security", Tags: []string{"deus"},
 		Description: "Sockets and listening ports, inbound connections per remote, authentication failures and file integrity.",
 		Panels: []Panel{
-			{Title: "Authentication failures", Unit: "short", Description: "Failed logins per second by service, from the auth log.",
-				Targets: []Target{{`sum by (service) (rate(deus_auth_failures_total{` + sel + `}[$__rate_interval]))`, "{{service}}"}}},
-			{Title: "Inbound connections from the busiest remote", Unit: "short", Description: "The most inbound TCP connections any one remote address holds; a flood shows here first.",
-				Targets: []Target{{`deus_tcp_inbound_remote_max_connections{` + sel + `}`, "{{instance}}"}}},
-			{Title: "Distinct remotes", Unit: "short", Description: "Distinct remote addresses holding inbound TCP connections.",
-				Targets: []Target{{`deus_tcp_inbound_remote_addresses{` + sel + `}`, "{{instance}}"}}},
-			{Title: "Sockets by state", Unit: "short", Description: "Sockets by protocol and state.",
-				Targets: []Target{{`sum by (proto, state) (deus_sockets{` + sel + `})`, "{{proto}} {{state}}"}}},
-			{Title: "Listening ports", Unit: "short", Description: "Listening sockets by protocol, port and process.",
-				Targets: []Target{{`sum by (proto, port, process) (deus_socket_listening{` + sel + `})`, "{{proto}}/{{port}} {{process}}"}}},
-			{Title: "Watched file changes", Unit: "short", Description: "Changes seen in the watched files over the dashboard's interval.",
-				Targets: []Target{{`sum by (path) (increase(deus_file_changes_total{` + sel + `}[$__rate_interval]))`, "{{path}}"}}},
+			{
+				Title: "Authentication failures", Unit: "short", Description: "Failed logins per second by service, from the auth log.",
+				Targets: []Target{{`sum by (service) (rate(deus_auth_failures_total{` + sel + `}[$__rate_interval]))`, "{{service}}"}},
+			},
+			{
+				Title: "Inbound connections from the busiest remote", Unit: "short", Description: "The most inbound TCP connections any one remote address holds; a flood shows here first.",
+				Targets: []Target{{`deus_tcp_inbound_remote_max_connections{` + sel + `}`, "{{instance}}"}},
+			},
+			{
+				Title: "Distinct remotes", Unit: "short", Description: "Distinct remote addresses holding inbound TCP connections.",
+				Targets: []Target{{`deus_tcp_inbound_remote_addresses{` + sel + `}`, "{{instance}}"}},
+			},
+			{
+				Title: "Sockets by state", Unit: "short", Description: "Sockets by protocol and state.",
+				Targets: []Target{{`sum by (proto, state) (deus_sockets{` + sel + `})`, "{{proto}} {{state}}"}},
+			},
+			{
+				Title: "Listening ports", Unit: "short", Description: "Listening sockets by protocol, port and process.",
+				Targets: []Target{{`sum by (proto, port, process) (deus_socket_listening{` + sel + `})`, "{{proto}}/{{port}} {{process}}"}},
+			},
+			{
+				Title: "Watched file changes", Unit: "short", Description: "Changes seen in the watched files over the dashboard's interval.",
+				Targets: []Target{{`sum by (path) (increase(deus_file_changes_total{` + sel + `}[$__rate_interval]))`, "{{path}}"}},
+			},
 		},
 	}
 }
@@ -135,25 +177,41 @@ func healer() Dashboard {
 		UID: "deus-healer", Title: "Deus / Healer", Tags: []string{"deus"},
 		Description: "The healer's intake, runs, guards, approvals and audit log health (deus_healer_*).",
 		Panels: []Panel{
-			{Title: "Alerts received", Unit: "short", Description: "Alerts stored per second, once per firing or resolution, and duplicate deliveries.",
+			{
+				Title: "Alerts received", Unit: "short", Description: "Alerts stored per second, once per firing or resolution, and duplicate deliveries.",
 				Targets: []Target{
 					{`sum by (status) (rate(deus_healer_alerts_received_total{` + sel + `}[$__rate_interval]))`, "{{status}}"},
 					{`sum(rate(deus_healer_alerts_duplicate_total{` + sel + `}[$__rate_interval]))`, "duplicates"},
-				}},
-			{Title: "Runs by result", Unit: "short", Description: "Runs ended per second by result.",
-				Targets: []Target{{`sum by (result) (rate(deus_healer_runs_total{` + sel + `}[$__rate_interval]))`, "{{result}}"}}},
-			{Title: "Action duration (p95)", Unit: "s", Description: "95th percentile of how long actions ran, by action.",
-				Targets: []Target{{`histogram_quantile(0.95, sum by (le, action) (rate(deus_healer_run_duration_seconds_bucket{` + sel + `}[$__rate_interval])))`, "{{action}}"}}},
-			{Title: "Queue depth", Unit: "short", Description: "Alerts waiting to be planned and runs waiting to act.",
-				Targets: []Target{{`deus_healer_queue_depth{` + sel + `}`, "{{kind}}"}}},
-			{Title: "Open circuit breakers", Kind: "stat", Unit: "short", Width: 6, Description: "Runbook and target pairs whose breaker is open.",
-				Targets: []Target{{`sum(deus_healer_circuit_breakers_open{` + sel + `})`, "open"}}},
-			{Title: "Approvals pending", Kind: "stat", Unit: "short", Width: 6, Description: "Runs waiting for a person's approval.",
-				Targets: []Target{{`sum(deus_healer_approvals_pending{` + sel + `})`, "pending"}}},
-			{Title: "Audit chain", Kind: "stat", Unit: "bool_yes_no", Width: 6, Description: "Whether the audit log's hash chain verified at start and every append since succeeded.",
-				Targets: []Target{{`min(deus_healer_audit_chain_ok{` + sel + `})`, "ok"}}},
-			{Title: "Guard skips", Unit: "short", Width: 6, Description: "Runs a guard skipped, per second, by guard.",
-				Targets: []Target{{`sum by (guard) (rate(deus_healer_guard_skips_total{` + sel + `}[$__rate_interval]))`, "{{guard}}"}}},
+				},
+			},
+			{
+				Title: "Runs by result", Unit: "short", Description: "Runs ended per second by result.",
+				Targets: []Target{{`sum by (result) (rate(deus_healer_runs_total{` + sel + `}[$__rate_interval]))`, "{{result}}"}},
+			},
+			{
+				Title: "Action duration (p95)", Unit: "s", Description: "95th percentile of how long actions ran, by action.",
+				Targets: []Target{{`histogram_quantile(0.95, sum by (le, action) (rate(deus_healer_run_duration_seconds_bucket{` + sel + `}[$__rate_interval])))`, "{{action}}"}},
+			},
+			{
+				Title: "Queue depth", Unit: "short", Description: "Alerts waiting to be planned and runs waiting to act.",
+				Targets: []Target{{`deus_healer_queue_depth{` + sel + `}`, "{{kind}}"}},
+			},
+			{
+				Title: "Open circuit breakers", Kind: "stat", Unit: "short", Width: 6, Description: "Runbook and target pairs whose breaker is open.",
+				Targets: []Target{{`sum(deus_healer_circuit_breakers_open{` + sel + `})`, "open"}},
+			},
+			{
+				Title: "Approvals pending", Kind: "stat", Unit: "short", Width: 6, Description: "Runs waiting for a person's approval.",
+				Targets: []Target{{`sum(deus_healer_approvals_pending{` + sel + `})`, "pending"}},
+			},
+			{
+				Title: "Audit chain", Kind: "stat", Unit: "bool_yes_no", Width: 6, Description: "Whether the audit log's hash chain verified at start and every append since succeeded.",
+				Targets: []Target{{`min(deus_healer_audit_chain_ok{` + sel + `})`, "ok"}},
+			},
+			{
+				Title: "Guard skips", Unit: "short", Width: 6, Description: "Runs a guard skipped, per second, by guard.",
+				Targets: []Target{{`sum by (guard) (rate(deus_healer_guard_skips_total{` + sel + `}[$__rate_interval]))`, "{{guard}}"}},
+			},
 		},
 	}
 }
@@ -198,8 +256,10 @@ func (d Dashboard) JSON() ([]byte, error) {
 				"defaults":  map[string]any{"unit": p.Unit},
 				"overrides": []any{},
 			},
-			"options": map[string]any{"legend": map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": true},
-				"tooltip": map[string]any{"mode": "multi", "sort": "desc"}},
+			"options": map[string]any{
+				"legend":  map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": true},
+				"tooltip": map[string]any{"mode": "multi", "sort": "desc"},
+			},
 		}
 		if kind == "timeseries" && len(p.Targets) > 1 && strings.Contains(p.Targets[1].Legend, "in 24h") {
 			panel["fieldConfig"].(map[string]any)["overrides"] = []any{map[string]any{
@@ -215,8 +275,10 @@ func (d Dashboard) JSON() ([]byte, error) {
 		"schemaVersion": 39, "version": 1, "editable": true, "graphTooltip": 1, "timezone": "browser",
 		"time": map[string]any{"from": "now-6h", "to": "now"}, "refresh": "30s",
 		"templating": map[string]any{"list": []any{
-			map[string]any{"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
-				"current": map[string]any{}, "refresh": 1},
+			map[string]any{
+				"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+				"current": map[string]any{}, "refresh": 1,
+			},
 			variable("job", "Job", "label_values(up, job)"),
 			variable("instance", "Instance", `label_values(up{job=~"$job"}, instance)`),
 		}},
