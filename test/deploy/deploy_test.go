@@ -3,11 +3,22 @@
 package deploy_test
 
 import (
+	"bytes"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
+	"go.yaml.in/yaml/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	k8syaml "sigs.k8s.io/yaml"
 
 	"github.com/deus-ex-machina/deus/internal/app"
 	"github.com/deus-ex-machina/deus/internal/testenv"
@@ -74,5 +85,151 @@ func TestHealerConfig(t *testing.T) {
 	}
 	if len(c.Runbooks) == 0 {
 		t.Error("the example configuration has no runbooks")
+	}
+}
+
+var update = flag.Bool("update", false, "regenerate deploy/kubernetes/prometheusrule.yaml from rules/")
+
+// prometheusRule builds the PrometheusRule object that carries every
+// shipped rule group, in file order.
+func prometheusRule(t *testing.T, root string) []byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(root, "rules", "*.rules.yml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("rules: %v", err)
+	}
+	sort.Strings(files)
+	var groups []any
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Groups []any `yaml:"groups"`
+		}
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		groups = append(groups, doc.Groups...)
+	}
+	obj := map[string]any{
+		"apiVersion": "monitoring.coreos.com/v1",
+		"kind":       "PrometheusRule",
+		"metadata": map[string]any{
+			"name": "deus-rules", "namespace": "deus",
+			"labels": map[string]string{"app.kubernetes.io/part-of": "deus", "prometheus": "k8s", "role": "alert-rules"},
+		},
+		"spec": map[string]any{"groups": groups},
+	}
+	var buf bytes.Buffer
+	buf.WriteString("# Generated from rules/*.rules.yml by `go test ./test/deploy -update`; do not edit.\n")
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(obj); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestPrometheusRuleIsCurrent fails when the PrometheusRule does not carry
+// exactly the shipped rules.
+func TestPrometheusRuleIsCurrent(t *testing.T) {
+	t.Parallel()
+	root := testenv.RepoRoot(t)
+	path := filepath.Join(root, "deploy", "kubernetes", "prometheusrule.yaml")
+	want := prometheusRule(t, root)
+	if *update {
+		if err := os.WriteFile(path, want, 0o644); err != nil { //nolint:gosec // a public manifest
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s is stale: run go test ./test/deploy -update", path)
+	}
+	// Its groups are valid Prometheus rule groups.
+	var obj struct {
+		APIVersion string         `yaml:"apiVersion"`
+		Kind       string         `yaml:"kind"`
+		Metadata   map[string]any `yaml:"metadata"`
+		Spec       map[string]any `yaml:"spec"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(got))
+	dec.KnownFields(true)
+	if err := dec.Decode(&obj); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := yaml.Marshal(obj.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, errs := rulefmt.Parse(spec, false, model.UTF8Validation, parser.NewParser(parser.Options{}), nil); len(errs) > 0 {
+		t.Errorf("the PrometheusRule's groups: %v", errs)
+	}
+}
+
+// TestKubernetesManifests decodes every object strictly into its Kubernetes
+// type (an unknown or misspelt field fails), and loads the healer's
+// configuration from its ConfigMap.
+func TestKubernetesManifests(t *testing.T) {
+	t.Parallel()
+	root := testenv.RepoRoot(t)
+	files, _ := filepath.Glob(filepath.Join(root, "deploy", "kubernetes", "*.yaml"))
+	kinds := map[string]int{}
+	for _, f := range files {
+		if filepath.Base(f) == "prometheusrule.yaml" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range bytes.Split(b, []byte("\n---\n")) {
+			var meta struct {
+				Kind string `json:"kind"`
+			}
+			if err := k8syaml.Unmarshal(doc, &meta); err != nil {
+				t.Fatalf("%s document %d: %v", f, i, err)
+			}
+			var obj any
+			switch meta.Kind {
+			case "DaemonSet":
+				obj = &appsv1.DaemonSet{}
+			case "Deployment":
+				obj = &appsv1.Deployment{}
+			case "Service":
+				obj = &corev1.Service{}
+			case "ConfigMap":
+				obj = &corev1.ConfigMap{}
+			case "Secret":
+				obj = &corev1.Secret{}
+			case "Namespace":
+				obj = &corev1.Namespace{}
+			default:
+				t.Errorf("%s document %d: unexpected kind %q", f, i, meta.Kind)
+				continue
+			}
+			if err := k8syaml.UnmarshalStrict(doc, obj); err != nil {
+				t.Errorf("%s document %d (%s): %v", filepath.Base(f), i, meta.Kind, err)
+				continue
+			}
+			kinds[meta.Kind]++
+			if cm, ok := obj.(*corev1.ConfigMap); ok && cm.Data["healer.yml"] != "" {
+				p := filepath.Join(t.TempDir(), "healer.yml")
+				if err := os.WriteFile(p, []byte(cm.Data["healer.yml"]), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := app.LoadConfig(p); err != nil {
+					t.Errorf("the healer's ConfigMap: %v", err)
+				}
+			}
+		}
+	}
+	if kinds["DaemonSet"] != 2 || kinds["ConfigMap"] != 1 {
+		t.Errorf("objects: %v; want the exporter and healer DaemonSets and the healer's ConfigMap", kinds)
 	}
 }
