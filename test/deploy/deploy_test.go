@@ -233,3 +233,56 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("objects: %v; want the exporter and healer DaemonSets and the healer's ConfigMap", kinds)
 	}
 }
+
+// TestCompose checks the compose stack's files: every file it mounts from
+// the repository exists, and the configurations it mounts pass the tools
+// that read them.
+func TestCompose(t *testing.T) {
+	t.Parallel()
+	root := testenv.RepoRoot(t)
+	dir := filepath.Join(root, "deploy", "compose")
+	b, err := os.ReadFile(filepath.Join(dir, "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Services map[string]struct {
+			Volumes []string `yaml:"volumes"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range c.Services {
+		for _, v := range s.Volumes {
+			src := strings.SplitN(v, ":", 2)[0]
+			if !strings.HasPrefix(src, ".") {
+				continue // a named volume or a host path
+			}
+			if _, err := os.Stat(filepath.Join(dir, src)); err != nil {
+				t.Errorf("service %s mounts %s: %v", name, src, err)
+			}
+		}
+	}
+	for _, f := range []string{"grafana/provisioning/datasources/prometheus.yaml", "grafana/provisioning/dashboards/deus.yaml"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		if err := yaml.Unmarshal(b, &v); err != nil || v["apiVersion"] != 1 {
+			t.Errorf("%s: %v, apiVersion %v", f, err, v["apiVersion"])
+		}
+	}
+	if _, err := app.LoadConfig(filepath.Join(dir, "healer.yml")); err != nil {
+		t.Errorf("compose healer.yml: %v", err)
+	}
+	amtool := testenv.Binary(t, "amtool")
+	if out, err := exec.Command(amtool, "check-config", filepath.Join(dir, "alertmanager.yml")).CombinedOutput(); err != nil {
+		t.Errorf("amtool check-config compose alertmanager.yml: %v\n%s", err, out)
+	}
+	promtool := testenv.Binary(t, "promtool")
+	if out, err := exec.Command(promtool, "check", "config", "--syntax-only", filepath.Join(dir, "prometheus.yml")).CombinedOutput(); err != nil {
+		t.Errorf("promtool check config compose prometheus.yml: %v\n%s", err, out)
+	}
+}
