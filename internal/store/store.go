@@ -56,7 +56,7 @@ type Store struct {
 	opts   Options
 	logger *slog.Logger
 
-	ins, enqueue, dup, setState, dequeue *sql.Stmt // prepared once on the writer's connection
+	ins, dup, setState, dequeue *sql.Stmt // prepared once on the writer's connection
 	resolved, newAlerts                  *sql.Stmt // prepared on the readers
 
 	reqs   chan *job
@@ -121,10 +121,6 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
 	}
-	enqueue, err := w.Prepare(`INSERT INTO queue (alert) VALUES (?)`)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
-	}
 	dequeue, err := w.Prepare(`DELETE FROM queue WHERE alert = ?`)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
@@ -152,7 +148,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	s := &Store{
-		w: w, r: r, ins: ins, enqueue: enqueue, dup: dup, setState: setState, dequeue: dequeue, resolved: resolved, newAlerts: newAlerts, opts: opts, logger: opts.Logger,
+		w: w, r: r, ins: ins, dup: dup, setState: setState, dequeue: dequeue, resolved: resolved, newAlerts: newAlerts, opts: opts, logger: opts.Logger,
 		reqs:   make(chan *job, opts.MaxBatch),
 		done:   make(chan struct{}),
 		closed: make(chan struct{}),
@@ -224,6 +220,9 @@ CREATE TABLE IF NOT EXISTS alerts (
 -- fingerprint), and rowid order is arrival order, so neither needs an index
 -- of its own.
 CREATE TABLE IF NOT EXISTS queue (alert INTEGER PRIMARY KEY);
+CREATE TRIGGER IF NOT EXISTS alerts_enqueue AFTER INSERT ON alerts BEGIN
+	INSERT INTO queue (alert) VALUES (new.rowid);
+END;
 DROP INDEX IF EXISTS alerts_state;
 DROP INDEX IF EXISTS alerts_fp;
 DROP INDEX IF EXISTS alerts_received;
@@ -314,32 +313,38 @@ func (s *Store) write(ctx context.Context, apply func(ctx context.Context, tx *s
 func (s *Store) Accept(ctx context.Context, source string, alerts []alertmanager.Alert) (AcceptResult, error) {
 	var res AcceptResult
 	now := s.opts.Now().UnixNano()
+	// Everything but the SQL is done here, in the caller's goroutine, so
+	// that the one writer only binds and steps.
+	type row struct {
+		key, alertname, labels, annotations string
+		starts, ends                        int64
+	}
+	rows := make([]row, len(alerts))
+	for i, a := range alerts {
+		labels, _ := json.Marshal(a.Labels)
+		annotations, _ := json.Marshal(a.Annotations)
+		rows[i] = row{key: a.Key(), alertname: string(a.Labels[model.AlertNameLabel]), labels: string(labels),
+			annotations: string(annotations), starts: a.StartsAt.UnixNano(), ends: unixNano(a.EndsAt)}
+	}
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res = make(AcceptResult, len(alerts))
 		// The writer has one connection, so these are the statements
 		// prepared on it, not prepared again.
-		ins, enq, dup := tx.StmtContext(ctx, s.ins), tx.StmtContext(ctx, s.enqueue), tx.StmtContext(ctx, s.dup)
+		ins, dup := tx.StmtContext(ctx, s.ins), tx.StmtContext(ctx, s.dup)
 		for i, a := range alerts {
-			labels, _ := json.Marshal(a.Labels)
-			annotations, _ := json.Marshal(a.Annotations)
-			r, err := ins.ExecContext(ctx, a.Key(), a.Fingerprint, string(a.Status), string(a.Labels[model.AlertNameLabel]),
-				a.StartsAt.UnixNano(), unixNano(a.EndsAt), string(labels), string(annotations), a.GeneratorURL, a.Receiver, source, now)
+			r := rows[i]
+			res2, err := ins.ExecContext(ctx, r.key, a.Fingerprint, string(a.Status), r.alertname,
+				r.starts, r.ends, r.labels, r.annotations, a.GeneratorURL, a.Receiver, source, now)
 			if err != nil {
-				return fmt.Errorf("insert %s: %w", a.Key(), err)
+				return fmt.Errorf("insert %s: %w", r.key, err)
 			}
-			if n, _ := r.RowsAffected(); n == 1 {
-				id, err := r.LastInsertId()
-				if err != nil {
-					return fmt.Errorf("insert %s: %w", a.Key(), err)
-				}
-				if _, err := enq.ExecContext(ctx, id); err != nil {
-					return fmt.Errorf("queue %s: %w", a.Key(), err)
-				}
+			// An inserted alert is queued by the alerts_enqueue trigger.
+			if n, _ := res2.RowsAffected(); n == 1 {
 				res[i] = true
 				continue
 			}
-			if _, err := dup.ExecContext(ctx, a.Key()); err != nil {
-				return fmt.Errorf("count delivery of %s: %w", a.Key(), err)
+			if _, err := dup.ExecContext(ctx, r.key); err != nil {
+				return fmt.Errorf("count delivery of %s: %w", r.key, err)
 			}
 		}
 		return nil
