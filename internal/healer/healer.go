@@ -71,6 +71,13 @@ type Healer struct {
 	wake   chan struct{}
 	sem    chan struct{}
 
+	// fresh holds the alerts this process accepted and has not planned
+	// yet, by key, so that the planner need not read them back; the store
+	// stays the queue (alerts accepted by an earlier process are read
+	// from it).
+	freshMu sync.Mutex
+	fresh   map[string]store.StoredAlert
+
 	mu      sync.Mutex
 	active  map[string]bool // runs being executed by this process
 	wg      sync.WaitGroup
@@ -97,6 +104,7 @@ func New(opts Options, cfg *config.Config) *Healer {
 		wake:    make(chan struct{}, 1),
 		sem:     make(chan struct{}, cfg.Global.Concurrency),
 		active:  map[string]bool{},
+		fresh:   map[string]store.StoredAlert{},
 		started: make(chan struct{}),
 	}
 	h.cfg.Store(cfg)
@@ -118,13 +126,19 @@ func (h *Healer) Accept(ctx context.Context, source string, alerts []alertmanage
 		h.opts.Metrics.intakeErrors.Inc()
 		return nil, err
 	}
+	now := h.now()
+	h.freshMu.Lock()
 	for i, a := range alerts {
 		if res[i] {
 			h.opts.Metrics.received.WithLabelValues(string(a.Status), source).Inc()
+			if len(h.fresh) < maxFresh {
+				h.fresh[a.Key()] = store.StoredAlert{Alert: a, Key: a.Key(), Source: source, ReceivedAt: now, Deliveries: 1, State: store.AlertNew}
+			}
 		} else {
 			h.opts.Metrics.duplicates.WithLabelValues(source).Inc()
 		}
 	}
+	h.freshMu.Unlock()
 	h.poke()
 	return res, nil
 }
@@ -134,6 +148,60 @@ func (h *Healer) poke() {
 	case h.wake <- struct{}{}:
 	default:
 	}
+}
+
+// maxFresh bounds the alerts kept in memory for the planner; beyond it
+// (a storm the planner is behind on) they are read back from the store.
+const maxFresh = 100_000
+
+// queued returns up to limit alerts waiting to be planned, oldest first:
+// from memory when this process accepted them, from the store otherwise.
+func (h *Healer) queued(ctx context.Context, limit int) ([]store.StoredAlert, error) {
+	refs, err := h.opts.Store.QueuedRefs(ctx, limit)
+	if err != nil || len(refs) == 0 {
+		return nil, err
+	}
+	out := make([]store.StoredAlert, len(refs))
+	var missing []int64
+	at := map[int64]int{}
+	h.freshMu.Lock()
+	for i, r := range refs {
+		if a, ok := h.fresh[r.Key]; ok {
+			a.ID = r.ID
+			out[i] = a
+			continue
+		}
+		missing = append(missing, r.ID)
+		at[r.ID] = i
+	}
+	h.freshMu.Unlock()
+	if len(missing) > 0 {
+		read, err := h.opts.Store.AlertsByID(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range read {
+			out[at[a.ID]] = a
+		}
+		// An alert pruned meanwhile leaves a hole; drop it.
+		kept := out[:0]
+		for _, a := range out {
+			if a.Key != "" {
+				kept = append(kept, a)
+			}
+		}
+		out = kept
+	}
+	return out, nil
+}
+
+// planned forgets the alerts the planner decided on.
+func (h *Healer) planned(alerts []store.StoredAlert) {
+	h.freshMu.Lock()
+	for _, a := range alerts {
+		delete(h.fresh, a.Key)
+	}
+	h.freshMu.Unlock()
 }
 
 // Run plans and runs until ctx is done, then waits for the runs it started
@@ -177,7 +245,7 @@ func (h *Healer) Run(ctx context.Context) error {
 // coalesceDelay is how long the planner lets new alerts gather after the
 // first one arrives: a few milliseconds on the way to an action, many
 // fewer transactions and fsyncs in an alert storm.
-const coalesceDelay = 5 * time.Millisecond
+const coalesceDelay = 25 * time.Millisecond
 
 // recover resumes after a stop: runs not yet started are run, running ones
 // are interrupted and re-planned when a precheck can re-check them.
@@ -263,7 +331,7 @@ func labelMap(ls model.LabelSet) map[string]string {
 // one transaction, then its runs start.
 func (h *Healer) planNew(ctx context.Context) error {
 	for {
-		alerts, err := h.opts.Store.NewAlerts(ctx, 256)
+		alerts, err := h.queued(ctx, 256)
 		if err != nil {
 			return err
 		}
@@ -333,6 +401,7 @@ func (h *Healer) planNew(ctx context.Context) error {
 		if err := flush(); err != nil {
 			return err
 		}
+		h.planned(alerts)
 	}
 }
 

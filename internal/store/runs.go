@@ -109,6 +109,45 @@ func (s *Store) NewAlerts(ctx context.Context, limit int) ([]StoredAlert, error)
 	return scanAlerts(rows)
 }
 
+// AlertRef names a queued alert.
+type AlertRef struct {
+	ID  int64
+	Key string
+}
+
+// QueuedRefs returns up to limit alerts waiting to be planned, oldest
+// first, by ID and key only: the planner takes the alerts themselves from
+// memory when this process accepted them (see AlertsByID for the others).
+func (s *Store) QueuedRefs(ctx context.Context, limit int) ([]AlertRef, error) {
+	rows, err := s.queued.QueryContext(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []AlertRef
+	for rows.Next() {
+		var r AlertRef
+		if err := rows.Scan(&r.ID, &r.Key); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// AlertsByID returns the alerts with the given IDs, in ID order.
+func (s *Store) AlertsByID(ctx context.Context, ids []int64) ([]StoredAlert, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	// Only placeholders are concatenated; the IDs are bound.
+	return s.queryAlerts(ctx, `WHERE rowid IN (?`+strings.Repeat(", ?", len(ids)-1)+`) ORDER BY rowid`, args...)
+}
+
 // Alerts returns the newest alerts, at most limit, optionally of one
 // fingerprint.
 func (s *Store) Alerts(ctx context.Context, fingerprint string, limit int) ([]StoredAlert, error) {

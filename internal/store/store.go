@@ -57,7 +57,7 @@ type Store struct {
 	logger *slog.Logger
 
 	ins, dup, setState, dequeue *sql.Stmt // prepared once on the writer's connection
-	resolved, newAlerts                  *sql.Stmt // prepared on the readers
+	resolved, newAlerts, queued *sql.Stmt // prepared on the readers
 
 	reqs   chan *job
 	done   chan struct{}
@@ -137,6 +137,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(err, w.Close())
 	}
+	queued, err := r.Prepare(`SELECT q.alert, a.key FROM queue q JOIN alerts a ON a.rowid = q.alert ORDER BY q.alert LIMIT ?`)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close(), r.Close())
+	}
 	resolved, err := r.Prepare(`SELECT COUNT(*) FROM alerts WHERE key = ?`)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close(), r.Close())
@@ -148,7 +152,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	s := &Store{
-		w: w, r: r, ins: ins, dup: dup, setState: setState, dequeue: dequeue, resolved: resolved, newAlerts: newAlerts, opts: opts, logger: opts.Logger,
+		w: w, r: r, ins: ins, dup: dup, setState: setState, dequeue: dequeue, resolved: resolved, newAlerts: newAlerts, queued: queued, opts: opts, logger: opts.Logger,
 		reqs:   make(chan *job, opts.MaxBatch),
 		done:   make(chan struct{}),
 		closed: make(chan struct{}),
