@@ -1,0 +1,271 @@
+// Package e2e_test runs the whole self-healing loop with real servers: a
+// watched service is killed, or a watched temp file system fills up; the
+// shipped rules fire; the alert reaches the healer; the healer prechecks,
+// acts, verifies with PromQL and writes its audit log; the alert resolves.
+// It does so on three stacks: Debian's Prometheus with Alertmanager,
+// VictoriaMetrics with vmalert and Alertmanager, and the standalone healer
+// (its embedded TSDB and rule manager). Every configuration is derived from
+// deploy/ and rules/, with only what a test must change rewritten.
+//
+// TestMain builds cmd/exporter and cmd/healer once (with -race when the
+// tests run with it, so that a child's data race fails the test too). The
+// test binary doubles as the watched service: run through a symbolic link
+// whose name starts with "e2e-svc-", it writes its pid to a pidfile and
+// waits for a signal (see serveDummy).
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The binaries built by TestMain.
+var exporterBin, healerBin string
+
+// dummyPrefix starts the base name under which the test binary runs as
+// the watched service.
+const dummyPrefix = "e2e-svc-"
+
+func TestMain(m *testing.M) {
+	if strings.HasPrefix(filepath.Base(os.Args[0]), dummyPrefix) {
+		os.Exit(serveDummy(os.Args[1:]))
+	}
+	os.Exit(buildAndRun(m))
+}
+
+// serveDummy is the watched service: it writes its pid to the pidfile
+// named by its only argument (as a daemon does, since the healer's process
+// backend does not write it: see the package's report) and runs until
+// SIGTERM or SIGINT.
+func serveDummy(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: e2e-svc-NAME PIDFILE")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	tmp := args[0] + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := os.Rename(tmp, args[0]); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	<-ctx.Done()
+	return 0
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "deus-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	root, err := moduleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/exporter", "./cmd/healer")...)
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build ./cmd/exporter ./cmd/healer: %v\n%s", err, out)
+		return 1
+	}
+	exporterBin, healerBin = filepath.Join(dir, "exporter"), filepath.Join(dir, "healer")
+	return m.Run()
+}
+
+// moduleRoot is the directory of the module's go.mod as the go command
+// sees it (testenv.RepoRoot needs a testing.TB, which TestMain lacks).
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("go env GOMOD: not in a module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// proc is a child process the test starts and ends by its PID.
+type proc struct {
+	t    testing.TB
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error // Wait's, once done is closed
+}
+
+// startProc starts bin in dir. It is killed at cleanup if it still runs,
+// and its output is logged when the test failed.
+func startProc(t testing.TB, dir, name, bin string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	p := &proc{t: t, name: name, cmd: cmd, out: out, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("%s (pid %d) output:\n%s", p.name, cmd.Process.Pid, out.String())
+		}
+	})
+	return p
+}
+
+// kill sends SIGKILL and waits until the process is reaped.
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// stop sends SIGTERM and waits for the exit, failing the test if it takes
+// longer than within.
+func (p *proc) stop(within time.Duration) error {
+	p.t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(within):
+		p.kill()
+		p.t.Fatalf("%s did not exit within %s of SIGTERM", p.name, within)
+		return nil
+	}
+}
+
+// checkNoRace fails the test if the (race-built) child reported a data
+// race.
+func (p *proc) checkNoRace() {
+	p.t.Helper()
+	if strings.Contains(p.out.String(), "WARNING: DATA RACE") {
+		p.t.Errorf("%s reported a data race:\n%s", p.name, p.out.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// eventually polls cond until it holds or within passes. cond says whether
+// it holds and, when not, what is missing (for the failure message).
+func eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %s", what, within, why)
+		}
+		time.Sleep(100 * time.Millisecond) // polling servers we do not control; the deadline bounds it
+	}
+}
+
+var httpClient = &http.Client{Timeout: 20 * time.Second}
+
+// getJSON reads url (with a bearer token unless empty) into v. It returns
+// an error for anything but 200, so that callers can poll with it.
+func getJSON(url, token string, v any) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %.300s", url, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return nil
+}
+
+// apiData reads a Prometheus-style {"status": ..., "data": ...} answer
+// and decodes its data into v.
+func apiData(url, token string, v any) error {
+	var env struct {
+		Status string          `json:"status"`
+		Error  string          `json:"error"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := getJSON(url, token, &env); err != nil {
+		return err
+	}
+	if env.Status != "success" {
+		return fmt.Errorf("GET %s: status %q: %s", url, env.Status, env.Error)
+	}
+	if err := json.Unmarshal(env.Data, v); err != nil {
+		return fmt.Errorf("GET %s: data: %w", url, err)
+	}
+	return nil
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
