@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/deus-ex-machina/deus/internal/action"
@@ -117,7 +118,18 @@ func (h *Healer) execute(ctx context.Context, run store.Run, approved bool) erro
 		}
 	}
 
-	// Guards.
+	// Guards. The guards read the runbook's past runs, so checking them
+	// and recording this run's start are one step: runs of one runbook
+	// pass here one at a time, or two alerts about one target arriving
+	// together would both pass the cooldown (and the rate and blast
+	// radius limits could be overrun the same way).
+	unlock := h.lockRunbook(run.Runbook)
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 	d, err := h.guard(ctx, run, rb, approved)
 	if err != nil {
 		return err
@@ -151,7 +163,31 @@ func (h *Healer) execute(ctx context.Context, run store.Run, approved bool) erro
 		return nil
 	}
 
-	return h.act(ctx, run, rb, alert, from)
+	now := h.now()
+	if err := h.opts.Store.UpdateRun(ctx, run.ID, store.Update{State: store.RunRunning, StartedAt: now}, from); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil // cancelled or decided meanwhile
+		}
+		return err
+	}
+	run.StartedAt = now
+	unlock()
+	locked = false
+	return h.act(ctx, run, rb, alert)
+}
+
+// lockRunbook serialises the guard check and start of the runs of one
+// runbook (runs by hand share the lock of the empty name).
+func (h *Healer) lockRunbook(name string) func() {
+	h.mu.Lock()
+	l, ok := h.guardLocks[name]
+	if !ok {
+		l = &sync.Mutex{}
+		h.guardLocks[name] = l
+	}
+	h.mu.Unlock()
+	l.Lock()
+	return l.Unlock
 }
 
 func (h *Healer) alertOf(ctx context.Context, run store.Run) (*store.StoredAlert, error) {
@@ -239,15 +275,7 @@ func (h *Healer) guard(ctx context.Context, run store.Run, rb *config.Runbook, a
 }
 
 // act runs the steps, verifies, and rolls back or escalates on failure.
-func (h *Healer) act(ctx context.Context, run store.Run, rb *config.Runbook, alert *store.StoredAlert, from string) error {
-	now := h.now()
-	if err := h.opts.Store.UpdateRun(ctx, run.ID, store.Update{State: store.RunRunning, StartedAt: now}, from); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return nil // cancelled or decided meanwhile
-		}
-		return err
-	}
-	run.StartedAt = now
+func (h *Healer) act(ctx context.Context, run store.Run, rb *config.Runbook, alert *store.StoredAlert) error {
 
 	var silenceID string
 	if rb != nil && rb.Silence != nil && h.opts.Alertmanager != nil && !run.DryRun {

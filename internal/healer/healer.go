@@ -78,11 +78,12 @@ type Healer struct {
 	freshMu sync.Mutex
 	fresh   map[string]store.StoredAlert
 
-	mu      sync.Mutex
-	active  map[string]bool // runs being executed by this process
-	wg      sync.WaitGroup
-	runCtx  context.Context
-	started chan struct{}
+	mu         sync.Mutex
+	active     map[string]bool // runs being executed by this process
+	guardLocks map[string]*sync.Mutex
+	wg         sync.WaitGroup
+	runCtx     context.Context
+	started    chan struct{}
 }
 
 // New returns a healer with the configuration cfg.
@@ -101,11 +102,12 @@ func New(opts Options, cfg *config.Config) *Healer {
 	}
 	h := &Healer{
 		opts: opts, logger: opts.Logger, now: opts.Now,
-		wake:    make(chan struct{}, 1),
-		sem:     make(chan struct{}, cfg.Global.Concurrency),
-		active:  map[string]bool{},
-		fresh:   map[string]store.StoredAlert{},
-		started: make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		sem:        make(chan struct{}, cfg.Global.Concurrency),
+		active:     map[string]bool{},
+		guardLocks: map[string]*sync.Mutex{},
+		fresh:      map[string]store.StoredAlert{},
+		started:    make(chan struct{}),
 	}
 	h.cfg.Store(cfg)
 	return h

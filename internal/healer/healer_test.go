@@ -585,3 +585,34 @@ func TestRollbackByHand(t *testing.T) {
 		t.Errorf("rolling back twice: got %v, want ErrNotAllowed", err)
 	}
 }
+
+func TestCooldownHoldsForAlertsArrivingTogether(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, restart+`
+    cooldown: 10m
+`)
+	// Two alerts about one target in one notification, as DiskAlmostFull and
+	// DiskWillFillIn4Hours for one file system arrive: with concurrency 4
+	// their runs would pass the cooldown together if the guards were not
+	// one step with the start.
+	e.post("webhook-firing.json", func(m map[string]any) {
+		a := m["alerts"].([]any)[0].(map[string]any)
+		b := map[string]any{}
+		for k, v := range a {
+			b[k] = v
+		}
+		b["fingerprint"] = "00000000000000bb"
+		m["alerts"] = []any{a, b}
+	})
+	runs := e.settle()
+	got := map[string]int{}
+	for _, r := range runs {
+		got[r.State]++
+	}
+	if got[store.RunSucceeded] != 1 || got[store.RunSkipped] != 1 {
+		t.Errorf("runs: got %v; want one succeeded and one skipped by the cooldown", got)
+	}
+	if n, _ := e.act.count(); n != 1 {
+		t.Errorf("the action ran %d times; want once", n)
+	}
+}
