@@ -60,7 +60,14 @@ func Actions(cfg *config.Config, am healer.Alertmanager, logger *slog.Logger) (*
 		Logger:         logger,
 	}
 	for _, s := range cfg.Actions.Services {
-		o.Services = append(o.Services, action.ProcessService{Name: s.Name, Pidfile: s.Pidfile, Start: s.Start})
+		stop, err := config.StopSignal(s.Stop)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", s.Name, err)
+		}
+		o.Services = append(o.Services, action.ProcessService{
+			Name: s.Name, Pidfile: s.Pidfile, Start: s.Start, WritePidfile: s.WritePidfile,
+			Comm: s.Comm, Stop: stop, LogFile: s.LogFile, Env: s.Env,
+		})
 	}
 	for _, c := range cfg.Actions.Commands {
 		o.Commands = append(o.Commands, action.CommandConfig{

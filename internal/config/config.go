@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/alecthomas/units"
@@ -143,9 +144,22 @@ type Actions struct {
 
 // Service is a service the process backend restarts.
 type Service struct {
+	// Name is the unit name runbooks use (myapp.service).
 	Name    string   `yaml:"name"`
 	Pidfile string   `yaml:"pidfile"`
 	Start   []string `yaml:"start"`
+	// WritePidfile makes the healer write the started process's pid, for
+	// services that do not write their own.
+	WritePidfile bool `yaml:"write_pidfile"`
+	// Comm is the command name the pidfile's process must have; another
+	// (a stale pidfile, a reused pid) is not signalled.
+	Comm string `yaml:"comm"`
+	// Stop is the signal that stops it: TERM (the default), INT, QUIT,
+	// HUP or KILL.
+	Stop string `yaml:"stop"`
+	// LogFile receives the started process's output.
+	LogFile string   `yaml:"log_file"`
+	Env     []string `yaml:"env"`
 }
 
 // Command defines a run_command action.
@@ -599,6 +613,18 @@ func (c *Config) validate(specs []action.Spec) error {
 	default:
 		bad(fmt.Sprintf("%q: want auto, systemd, systemctl or process", c.Actions.ServiceBackend), "actions", "service_backend")
 	}
+	for i, svc := range c.Actions.Services {
+		if svc == nil {
+			bad("empty service", "actions", "services", i)
+			continue
+		}
+		if svc.Name == "" || svc.Pidfile == "" || len(svc.Start) == 0 || !strings.HasPrefix(svc.Start[0], "/") {
+			bad("name, pidfile and start (an absolute argv[0]) are required", "actions", "services", i)
+		}
+		if _, err := StopSignal(svc.Stop); err != nil {
+			bad(err.Error(), "actions", "services", i, "stop")
+		}
+	}
 	for _, key := range []string{"temp_roots", "log_roots"} {
 		roots := c.Actions.TempRoots
 		if key == "log_roots" {
@@ -755,4 +781,21 @@ func (t *Tier) UnmarshalYAML(n *yaml.Node) error {
 	}
 	t.Tier = v
 	return nil
+}
+
+// StopSignal returns the signal a service's stop names ("" is TERM).
+func StopSignal(name string) (syscall.Signal, error) {
+	switch strings.TrimPrefix(strings.ToUpper(name), "SIG") {
+	case "", "TERM":
+		return syscall.SIGTERM, nil
+	case "INT":
+		return syscall.SIGINT, nil
+	case "QUIT":
+		return syscall.SIGQUIT, nil
+	case "HUP":
+		return syscall.SIGHUP, nil
+	case "KILL":
+		return syscall.SIGKILL, nil
+	}
+	return 0, fmt.Errorf("%q: want TERM, INT, QUIT, HUP or KILL", name)
 }

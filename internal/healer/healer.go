@@ -440,12 +440,14 @@ func (h *Healer) plan(a store.StoredAlert, stale bool) ([]audit.Record, store.De
 		return []audit.Record{mrec}, store.Decision{ID: a.ID, State: store.AlertDone, Note: mrec.Reason}, nil, nil
 	}
 	mrec.Result, mrec.Runbook = "matched", rb.Name
+	mrec.Fields = map[string]string{"dedup_id": a.Key}
 	base.Runbook = rb.Name
 
 	run, err := h.build(cfg, rb, a)
 	if err != nil {
 		return done([]audit.Record{mrec}, err.Error())
 	}
+	mrec.RunID = run.ID
 	h.logger.Info("run_planned", "run_id", run.ID, "fingerprint", a.Fingerprint, "alertname", name, "runbook", rb.Name, "action", run.Action, "target", run.Target)
 	return []audit.Record{mrec}, store.Decision{ID: a.ID, State: store.AlertPlanned, Runs: []store.Run{run}}, &run, nil
 }
