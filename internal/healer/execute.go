@@ -276,7 +276,6 @@ func (h *Healer) guard(ctx context.Context, run store.Run, rb *config.Runbook, a
 
 // act runs the steps, verifies, and rolls back or escalates on failure.
 func (h *Healer) act(ctx context.Context, run store.Run, rb *config.Runbook, alert *store.StoredAlert) error {
-
 	var silenceID string
 	if rb != nil && rb.Silence != nil && h.opts.Alertmanager != nil && !run.DryRun {
 		id, err := h.opts.Alertmanager.Silence(ctx, run.Labels, time.Duration(rb.Silence.Duration), "deus-healer run "+run.ID+" ("+rb.Name+")", h.now())

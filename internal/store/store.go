@@ -327,8 +327,10 @@ func (s *Store) Accept(ctx context.Context, source string, alerts []alertmanager
 	for i, a := range alerts {
 		labels, _ := json.Marshal(a.Labels)
 		annotations, _ := json.Marshal(a.Annotations)
-		rows[i] = row{key: a.Key(), alertname: string(a.Labels[model.AlertNameLabel]), labels: string(labels),
-			annotations: string(annotations), starts: a.StartsAt.UnixNano(), ends: unixNano(a.EndsAt)}
+		rows[i] = row{
+			key: a.Key(), alertname: string(a.Labels[model.AlertNameLabel]), labels: string(labels),
+			annotations: string(annotations), starts: a.StartsAt.UnixNano(), ends: unixNano(a.EndsAt),
+		}
 	}
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res = make(AcceptResult, len(alerts))
