@@ -269,19 +269,47 @@ type Decision struct {
 
 // PlanBatch records several decisions in one transaction.
 func (s *Store) PlanBatch(ctx context.Context, ds []Decision) error {
+	// Most decisions in a storm are alike (no runbook matches), so alerts
+	// with the same state and note are updated, and all are dequeued, with
+	// one statement per few hundred rather than two per alert.
+	type group struct{ state, note string }
+	groups := map[group][]any{}
+	var order []group
+	dequeue := make([]any, 0, len(ds))
+	for _, d := range ds {
+		g := group{d.State, d.Note}
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], d.ID)
+		dequeue = append(dequeue, d.ID)
+	}
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		set, deq := tx.StmtContext(ctx, s.setState), tx.StmtContext(ctx, s.dequeue)
+		for _, g := range order {
+			ids := groups[g]
+			if err := inChunks(ids, func(chunk []any) error {
+				// Only placeholders are concatenated; values are bound.
+				q := `UPDATE alerts SET state = ?, note = ? WHERE rowid IN (?` + strings.Repeat(", ?", len(chunk)-1) + `)` //nolint:gosec // see above
+				res, err := tx.ExecContext(ctx, q, append([]any{g.state, g.note}, chunk...)...)
+				if err != nil {
+					return err
+				}
+				if n, _ := res.RowsAffected(); n != int64(len(chunk)) {
+					return fmt.Errorf("%d of %d alerts to plan: %w", int64(len(chunk))-n, len(chunk), ErrNotFound)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		if err := inChunks(dequeue, func(chunk []any) error {
+			q := `DELETE FROM queue WHERE alert IN (?` + strings.Repeat(", ?", len(chunk)-1) + `)` //nolint:gosec // placeholders only
+			_, err := tx.ExecContext(ctx, q, chunk...)
+			return err
+		}); err != nil {
+			return err
+		}
 		for _, d := range ds {
-			res, err := set.ExecContext(ctx, d.State, d.Note, d.ID)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return fmt.Errorf("alert %d: %w", d.ID, ErrNotFound)
-			}
-			if _, err := deq.ExecContext(ctx, d.ID); err != nil {
-				return err
-			}
 			for _, r := range d.Runs {
 				if err := insertRun(ctx, tx, r); err != nil {
 					return err
@@ -290,6 +318,19 @@ func (s *Store) PlanBatch(ctx context.Context, ds []Decision) error {
 		}
 		return nil
 	})
+}
+
+// inChunks calls fn with args in chunks small enough for one statement.
+func inChunks(args []any, fn func([]any) error) error {
+	const max = 500
+	for len(args) > 0 {
+		n := min(len(args), max)
+		if err := fn(args[:n]); err != nil {
+			return err
+		}
+		args = args[n:]
+	}
+	return nil
 }
 
 // InsertRun stores a run made outside the planner (healer run by hand).

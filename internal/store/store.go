@@ -56,7 +56,7 @@ type Store struct {
 	opts   Options
 	logger *slog.Logger
 
-	ins, dup, setState, dequeue *sql.Stmt // prepared once on the writer's connection
+	ins, dup                    *sql.Stmt // prepared once on the writer's connection
 	resolved, newAlerts, queued *sql.Stmt // prepared on the readers
 
 	reqs   chan *job
@@ -121,15 +121,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
 	}
-	dequeue, err := w.Prepare(`DELETE FROM queue WHERE alert = ?`)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
-	}
 	dup, err := w.Prepare(`UPDATE alerts SET deliveries = deliveries + 1 WHERE key = ?`)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
-	}
-	setState, err := w.Prepare(`UPDATE alerts SET state = ?, note = ? WHERE rowid = ?`)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
 	}
@@ -152,7 +144,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	s := &Store{
-		w: w, r: r, ins: ins, dup: dup, setState: setState, dequeue: dequeue, resolved: resolved, newAlerts: newAlerts, queued: queued, opts: opts, logger: opts.Logger,
+		w: w, r: r, ins: ins, dup: dup, resolved: resolved, newAlerts: newAlerts, queued: queued, opts: opts, logger: opts.Logger,
 		reqs:   make(chan *job, opts.MaxBatch),
 		done:   make(chan struct{}),
 		closed: make(chan struct{}),
