@@ -34,6 +34,9 @@ func TestSelfHealing(t *testing.T) {
 			t.Run("a full temp file system is cleaned into quarantine and rolled back", func(t *testing.T) {
 				report = append(report, cleanTemp(t, s))
 			})
+			t.Run("every dashboard panel shows data", func(t *testing.T) {
+				checkDashboards(t, s)
+			})
 			s.h.stopAndVerify()
 		})
 	}
