@@ -17,7 +17,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -202,12 +204,14 @@ func Serve(ctx context.Context, o Options) error {
 		names = append(names, s.Name)
 	}
 	metrics.InitActions(names)
-	promReg.MustRegister(healer.StateCollector{Store: st, Audit: alog, ChainOK: chainOK.Load})
+	var h *healer.Healer
+	promReg.MustRegister(healer.StateCollector{Store: st, Audit: alog, ChainOK: func() bool {
+		return chainOK.Load() && (h == nil || !h.AuditFailed())
+	}})
 
 	// Without a Prometheus to ask, the healer is its own: collectors,
 	// TSDB and rules in this process.
 	var embedded *standalone.Prometheus
-	var h *healer.Healer
 	if cfg.Prometheus == nil {
 		embedded, err = openStandalone(ctx, o, cfg, promReg, func(ctx context.Context, alerts []alertmanager.Alert) error {
 			_, err := h.Accept(ctx, "rules", alerts)
@@ -233,6 +237,12 @@ func Serve(ctx context.Context, o Options) error {
 		reloadMu.Lock()
 		defer reloadMu.Unlock()
 		ncfg, err := LoadConfig(o.ConfigFile)
+		if err == nil {
+			err = checkAuth(ncfg, o.WebFlags)
+		}
+		if err == nil {
+			err = needsRestart(h.Config(), ncfg)
+		}
 		if err != nil {
 			logger.Error("reload_failed", "err", err)
 			return err
@@ -472,4 +482,32 @@ func openStandalone(ctx context.Context, o Options, cfg *config.Config, self pro
 		Sink:   sink,
 		Logger: o.Logger.With("component", "standalone"),
 	})
+}
+
+// needsRestart refuses a reload that changes what is built once at start:
+// the actions (their roots and allow-lists), the Prometheus and
+// Alertmanager clients, concurrency, storage and the audit log. Taking the
+// new runbooks while silently keeping the old actions would run one thing
+// while the file says another.
+func needsRestart(old, cur *config.Config) error {
+	var changed []string
+	for _, c := range []struct {
+		name string
+		a, b any
+	}{
+		{"actions", old.Actions, cur.Actions},
+		{"prometheus", old.Prometheus, cur.Prometheus},
+		{"alertmanager", old.Alertmanager, cur.Alertmanager},
+		{"global.concurrency", old.Global.Concurrency, cur.Global.Concurrency},
+		{"storage", old.Storage, cur.Storage},
+		{"audit", old.Audit, cur.Audit},
+	} {
+		if !reflect.DeepEqual(c.a, c.b) {
+			changed = append(changed, c.name)
+		}
+	}
+	if len(changed) > 0 {
+		return fmt.Errorf("changing %s needs a restart; the running configuration is kept", strings.Join(changed, ", "))
+	}
+	return nil
 }

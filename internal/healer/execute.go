@@ -314,8 +314,10 @@ func (h *Healer) act(ctx context.Context, run store.Run, rb *config.Runbook, ale
 			rec.Fields["param."+k] = v
 		}
 		if err := h.record(ctx, rec); err != nil {
-			failed = err.Error()
-			break
+			// Not recorded, not taken: stop here and leave the run as
+			// running, for recovery to mark it interrupted. Rolling back
+			// earlier steps now would be another unrecorded step.
+			return err
 		}
 		timeout := act.Spec().Timeout
 		if rb != nil && i < len(rb.Steps) && rb.Steps[i].Timeout > 0 {
@@ -353,8 +355,10 @@ func (h *Healer) act(ctx context.Context, run store.Run, rb *config.Runbook, ale
 			st.State, rec.Result = "ok", "ok"
 		}
 		if aerr := h.record(ctx, rec); aerr != nil {
-			failed = aerr.Error()
-			break
+			if uerr := h.opts.Store.UpdateRun(ctx, run.ID, store.Update{Steps: run.Steps}); uerr != nil {
+				return errors.Join(aerr, uerr)
+			}
+			return aerr
 		}
 		if uerr := h.opts.Store.UpdateRun(ctx, run.ID, store.Update{Steps: run.Steps}); uerr != nil {
 			return uerr
@@ -365,8 +369,18 @@ func (h *Healer) act(ctx context.Context, run store.Run, rb *config.Runbook, ale
 		}
 	}
 
-	if run.DryRun && failed == "" {
+	if run.DryRun {
+		// A dry run changed nothing: it neither counts for the breaker
+		// nor pages anyone.
+		if failed != "" {
+			return h.finish(ctx, run, audit.KindFinished, store.RunFailed, "dry run: "+failed, store.RunRunning)
+		}
 		return h.finish(ctx, run, audit.KindFinished, store.RunDryRun, "dry run: nothing was changed", store.RunRunning)
+	}
+	if err := ctx.Err(); err != nil {
+		// Stopping: leave the run as running for recovery; no rollback
+		// or escalation on the way out.
+		return err
 	}
 
 	if failed == "" && rb != nil && rb.Verify != nil {
@@ -390,6 +404,8 @@ func (h *Healer) act(ctx context.Context, run store.Run, rb *config.Runbook, ale
 
 	if failed == "" {
 		if rb != nil && rb.CircuitBreaker != nil {
+			unlock := h.lockRunbook(run.Runbook)
+			defer unlock()
 			b, err := h.opts.Store.Breaker(ctx, run.Runbook, run.Target)
 			if err != nil {
 				return err
@@ -442,6 +458,8 @@ func (h *Healer) fail(ctx context.Context, run store.Run, rb *config.Runbook, wh
 	escalate := rb != nil && rb.ShouldEscalate()
 	reason := why
 	if rb != nil && rb.CircuitBreaker != nil {
+		unlock := h.lockRunbook(run.Runbook)
+		defer unlock()
 		p := h.policy(rb)
 		b, err := h.opts.Store.Breaker(ctx, run.Runbook, run.Target)
 		if err != nil {
@@ -516,6 +534,13 @@ func (h *Healer) rollbackSteps(ctx context.Context, run *store.Run, why string) 
 		if !ok || !canUndo {
 			continue
 		}
+		// Recorded before it is taken, like every step.
+		start := h.base(*run)
+		start.Kind, start.Action, start.Target, start.Result, start.Reason = audit.KindRolledBack, st.Action, st.Target, "started", why
+		start.Fields = map[string]string{"step": strconv.Itoa(i)}
+		if err := h.record(ctx, start); err != nil {
+			return n, err
+		}
 		res, err := rev.Rollback(ctx, run.ID, st.Undo)
 		rec := h.base(*run)
 		rec.Kind, rec.Action, rec.Target, rec.Reason = audit.KindRolledBack, st.Action, st.Target, why
@@ -530,6 +555,7 @@ func (h *Healer) rollbackSteps(ctx context.Context, run *store.Run, why string) 
 			st.State = "rolled_back"
 			n++
 		}
+		h.opts.Metrics.rollbacks.WithLabelValues(st.Action, rec.Result).Inc()
 		if err := h.record(ctx, rec); err != nil {
 			return n, err
 		}
@@ -638,17 +664,33 @@ func (h *Healer) Rollback(ctx context.Context, id, by string) (store.Run, error)
 	default:
 		return run, fmt.Errorf("run %s is %s; only a succeeded or failed run can be rolled back: %w", id, run.State, ErrNotAllowed)
 	}
+	undoable := false
+	for _, st := range run.Steps {
+		undoable = undoable || (st.State == "ok" && len(st.Undo) > 0)
+	}
+	if !undoable {
+		return run, fmt.Errorf("run %s changed nothing that can be undone: %w", id, ErrNotAllowed)
+	}
+	// Claim the run first, so that two rollbacks of one run (a retried
+	// request) cannot both undo it.
+	before := run.State
+	if err := h.opts.Store.UpdateRun(ctx, id, store.Update{State: store.RunRollingBack}, before); err != nil {
+		return run, err
+	}
 	n, err := h.rollbackSteps(ctx, &run, "by hand, by "+by)
+	state, reason := store.RunRolledBack, "rolled back by "+by
+	if n == 0 {
+		state, reason = before, "a rollback by "+by+" undid nothing"
+	}
+	if uerr := h.opts.Store.UpdateRun(ctx, id, store.Update{State: state, Reason: reason}, store.RunRollingBack); uerr != nil {
+		return run, errors.Join(err, uerr)
+	}
 	if err != nil {
 		return run, err
 	}
 	if n == 0 {
-		return run, fmt.Errorf("run %s changed nothing that can be undone: %w", id, ErrNotAllowed)
+		return run, fmt.Errorf("run %s: no step could be undone: %w", id, ErrNotAllowed)
 	}
-	if err := h.opts.Store.UpdateRun(ctx, id, store.Update{State: store.RunRolledBack, Reason: "rolled back by " + by}, run.State); err != nil {
-		return run, err
-	}
-	h.opts.Metrics.runs.WithLabelValues(run.Action, store.RunRolledBack).Inc()
 	return h.opts.Store.Run(ctx, id)
 }
 

@@ -75,6 +75,10 @@ type Healer struct {
 	// yet, by key, so that the planner need not read them back; the store
 	// stays the queue (alerts accepted by an earlier process are read
 	// from it).
+	// auditFailed is set when an audit append failed: the chain on disk
+	// may then lack a record of a step (deus_healer_audit_chain_ok).
+	auditFailed atomic.Bool
+
 	freshMu sync.Mutex
 	fresh   map[string]store.StoredAlert
 
@@ -113,6 +117,9 @@ func New(opts Options, cfg *config.Config) *Healer {
 	return h
 }
 
+// AuditFailed reports whether an audit append failed since start.
+func (h *Healer) AuditFailed() bool { return h.auditFailed.Load() }
+
 // Config returns the configuration in use.
 func (h *Healer) Config() *config.Config { return h.cfg.Load() }
 
@@ -123,24 +130,42 @@ func (h *Healer) SetConfig(cfg *config.Config) { h.cfg.Store(cfg) }
 
 // Accept stores alerts durably (see store.Accept) and wakes the planner.
 func (h *Healer) Accept(ctx context.Context, source string, alerts []alertmanager.Alert) (store.AcceptResult, error) {
+	// The alerts are offered to the planner's memory before the commit, so
+	// that the planner, which may see them queued as soon as the commit is
+	// done, finds them there; duplicates and failures are withdrawn after.
+	now := h.now()
+	keys := make([]string, len(alerts))
+	var offered []bool
+	h.freshMu.Lock()
+	for i, a := range alerts {
+		keys[i] = a.Key()
+		_, held := h.fresh[keys[i]]
+		take := !held && len(h.fresh) < maxFresh
+		offered = append(offered, take)
+		if take {
+			h.fresh[keys[i]] = store.StoredAlert{Alert: a, Key: keys[i], Source: source, ReceivedAt: now, Deliveries: 1, State: store.AlertNew}
+		}
+	}
+	h.freshMu.Unlock()
 	res, err := h.opts.Store.Accept(ctx, source, alerts)
+	h.freshMu.Lock()
+	for i := range alerts {
+		if offered[i] && (err != nil || !res[i]) {
+			delete(h.fresh, keys[i])
+		}
+	}
+	h.freshMu.Unlock()
 	if err != nil {
 		h.opts.Metrics.intakeErrors.Inc()
 		return nil, err
 	}
-	now := h.now()
-	h.freshMu.Lock()
 	for i, a := range alerts {
 		if res[i] {
 			h.opts.Metrics.received.WithLabelValues(string(a.Status), source).Inc()
-			if len(h.fresh) < maxFresh {
-				h.fresh[a.Key()] = store.StoredAlert{Alert: a, Key: a.Key(), Source: source, ReceivedAt: now, Deliveries: 1, State: store.AlertNew}
-			}
 		} else {
 			h.opts.Metrics.duplicates.WithLabelValues(source).Inc()
 		}
 	}
-	h.freshMu.Unlock()
 	h.poke()
 	return res, nil
 }
@@ -226,6 +251,9 @@ func (h *Healer) Run(ctx context.Context) error {
 		if err := h.expireApprovals(ctx); err != nil && ctx.Err() == nil {
 			h.logger.Error("expire_approvals_failed", "err", err)
 		}
+		if err := h.resume(ctx); err != nil && ctx.Err() == nil {
+			h.logger.Error("resume_failed", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -248,6 +276,20 @@ func (h *Healer) Run(ctx context.Context) error {
 // first one arrives: a few milliseconds on the way to an action, many
 // fewer transactions and fsyncs in an alert storm.
 const coalesceDelay = 25 * time.Millisecond
+
+// resume starts the runs that are pending or approved and that nothing in
+// this process executes: those whose execution stopped on an error (a
+// failed audit append, a store error) are tried again, from the top.
+func (h *Healer) resume(ctx context.Context) error {
+	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{States: []string{store.RunPending, store.RunApproved}, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		h.start(ctx, r, r.State == store.RunApproved)
+	}
+	return nil
+}
 
 // recover resumes after a stop: runs not yet started are run, running ones
 // are interrupted and re-planned when a precheck can re-check them.
@@ -311,6 +353,7 @@ func (h *Healer) runbook(name string) *config.Runbook {
 // step it was to precede.
 func (h *Healer) record(ctx context.Context, rec audit.Record) error {
 	if _, err := h.opts.Audit.Append(ctx, rec); err != nil {
+		h.auditFailed.Store(true)
 		h.opts.Metrics.auditErrors.Inc()
 		h.logger.Error("audit_append_failed", "kind", string(rec.Kind), "run_id", rec.RunID, "err", err)
 		return fmt.Errorf("audit: %w", err)
@@ -356,10 +399,12 @@ func (h *Healer) planNew(ctx context.Context) error {
 			recs      []audit.Record
 			decisions []store.Decision
 			runs      []store.Run
+			decided   []store.StoredAlert
 		)
 		flush := func() error {
 			if len(recs) > 0 {
 				if _, err := h.opts.Audit.AppendBatch(ctx, recs); err != nil {
+					h.auditFailed.Store(true)
 					h.opts.Metrics.auditErrors.Inc()
 					return fmt.Errorf("audit: %w", err)
 				}
@@ -372,7 +417,8 @@ func (h *Healer) planNew(ctx context.Context) error {
 			for _, r := range runs {
 				h.start(ctx, r, false)
 			}
-			recs, decisions, runs = recs[:0], decisions[:0], runs[:0]
+			h.planned(decided)
+			recs, decisions, runs, decided = recs[:0], decisions[:0], runs[:0], decided[:0]
 			return nil
 		}
 		for _, a := range alerts {
@@ -395,7 +441,7 @@ func (h *Healer) planNew(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("plan %s: %w", a.Key, err)
 			}
-			recs, decisions = append(recs, r...), append(decisions, d)
+			recs, decisions, decided = append(recs, r...), append(decisions, d), append(decided, a)
 			if run != nil {
 				runs = append(runs, *run)
 			}
@@ -403,7 +449,6 @@ func (h *Healer) planNew(ctx context.Context) error {
 		if err := flush(); err != nil {
 			return err
 		}
-		h.planned(alerts)
 	}
 }
 

@@ -20,6 +20,7 @@ type Metrics struct {
 	duration     *prometheus.HistogramVec
 	guarded      *prometheus.CounterVec
 	escalations  prometheus.Counter
+	rollbacks    *prometheus.CounterVec
 	auditErrors  prometheus.Counter
 }
 
@@ -60,6 +61,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "deus_healer_guard_skips_total",
 			Help: "Runs a guard skipped, by guard.",
 		}, []string{"guard"}),
+		rollbacks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "deus_healer_rollbacks_total",
+			Help: "Steps undone, after a failed verification or by hand, by action and result.",
+		}, []string{"action", "result"}),
 		escalations: f.NewCounter(prometheus.CounterOpts{
 			Name: "deus_healer_escalations_total",
 			Help: "HealerEscalation alerts posted to Alertmanager.",

@@ -175,12 +175,15 @@ func (p *Prometheus) notify(ctx context.Context, _ string, alerts ...*rules.Aler
 			Status:      alertmanager.StatusFiring,
 			Labels:      ls,
 			Annotations: ann,
-			StartsAt:    a.FiredAt.UTC(),
+			// ActiveAt, not FiredAt: the rule manager restores ActiveAt
+			// after a restart (FiredAt starts again), and the start is
+			// part of the alert's identity at the healer.
+			StartsAt:    a.ActiveAt.UTC(),
 			Fingerprint: ls.Fingerprint().String(),
 			Receiver:    "standalone",
 		}
 		if am.StartsAt.IsZero() {
-			am.StartsAt = a.ActiveAt.UTC()
+			am.StartsAt = a.FiredAt.UTC()
 		}
 		if !a.ResolvedAt.IsZero() {
 			am.Status, am.EndsAt = alertmanager.StatusResolved, a.ResolvedAt.UTC()

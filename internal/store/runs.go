@@ -37,19 +37,20 @@ type StoredAlert struct {
 
 // Run states.
 const (
-	RunPending     = "pending"     // planned, guards not yet passed
-	RunWaiting     = "waiting"     // waiting for approval
-	RunApproved    = "approved"    // approved, not yet started
-	RunRunning     = "running"     // the action is running or being verified
-	RunSucceeded   = "succeeded"   // ran (and verified, when asked)
-	RunFailed      = "failed"      // the action or its verification failed
-	RunRolledBack  = "rolled_back" // undone after a failed verification or by hand
-	RunSkipped     = "skipped"     // a guard or precheck said no; Reason says why
-	RunDenied      = "denied"      // a person denied it
-	RunExpired     = "expired"     // its approval expired
-	RunCancelled   = "cancelled"   // the alert resolved while it waited
-	RunInterrupted = "interrupted" // the healer stopped while it ran
-	RunDryRun      = "dry_run"     // what it would have done, recorded
+	RunPending     = "pending"      // planned, guards not yet passed
+	RunWaiting     = "waiting"      // waiting for approval
+	RunApproved    = "approved"     // approved, not yet started
+	RunRunning     = "running"      // the action is running or being verified
+	RunSucceeded   = "succeeded"    // ran (and verified, when asked)
+	RunFailed      = "failed"       // the action or its verification failed
+	RunRolledBack  = "rolled_back"  // undone after a failed verification or by hand
+	RunSkipped     = "skipped"      // a guard or precheck said no; Reason says why
+	RunDenied      = "denied"       // a person denied it
+	RunExpired     = "expired"      // its approval expired
+	RunCancelled   = "cancelled"    // the alert resolved while it waited
+	RunInterrupted = "interrupted"  // the healer stopped while it ran
+	RunDryRun      = "dry_run"      // what it would have done, recorded
+	RunRollingBack = "rolling_back" // being rolled back by hand
 )
 
 // Final reports whether a run in state will not change again (except by a
@@ -624,7 +625,10 @@ func (s *Store) Prune(ctx context.Context, ret Retention) (alerts, runs int64, e
 		runs, _ = res.RowsAffected()
 	}
 	if ret.Alerts > 0 {
+		// A firing alert with no resolution stored is kept, however old:
+		// Alertmanager's repeat notifications of it must stay duplicates.
 		res, err := s.w.ExecContext(ctx, `DELETE FROM alerts WHERE received_at < ? AND rowid NOT IN (SELECT alert FROM queue)
+			AND NOT (status = 'firing' AND replace(key, '/firing/', '/resolved/') NOT IN (SELECT key FROM alerts WHERE status = 'resolved'))
 			AND key NOT IN (SELECT alert_key FROM runs WHERE state IN ('pending', 'waiting', 'approved', 'running'))`,
 			now.Add(-ret.Alerts).UnixNano())
 		if err != nil {

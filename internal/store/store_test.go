@@ -182,3 +182,54 @@ func TestRunsAndGuards(t *testing.T) {
 		t.Errorf("OpenBreakers: got %+v, %v", open, err)
 	}
 }
+
+func TestPruneKeepsUnresolvedFirings(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	s, err := Open(t.TempDir(), Options{Synchronous: "normal", Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	ctx := t.Context()
+	start := now.Add(-time.Hour)
+	open := alert("00000000000000a1", alertmanager.StatusFiring, start)
+	closed := alert("00000000000000a2", alertmanager.StatusFiring, start)
+	resolution := alert("00000000000000a2", alertmanager.StatusResolved, start)
+	if _, err := s.Accept(ctx, "webhook", []alertmanager.Alert{open, closed, resolution}); err != nil {
+		t.Fatal(err)
+	}
+	queued, err := s.NewAlerts(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []Decision
+	for _, a := range queued {
+		ds = append(ds, Decision{ID: a.ID, State: AlertDone, Note: "no runbook"})
+	}
+	if err := s.PlanBatch(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(40 * 24 * time.Hour)
+	pruned, _, err := s.Prune(ctx, Retention{Alerts: 30 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pruned != 2 {
+		t.Errorf("pruned %d alerts; want 2 (the resolved firing and its resolution)", pruned)
+	}
+	left, _ := s.Alerts(ctx, "", 10)
+	if len(left) != 1 || left[0].Fingerprint != "00000000000000a1" {
+		t.Errorf("left: %+v; want the firing that never resolved", left)
+	}
+	// Its repeat notification is still a duplicate.
+	res, err := s.Accept(ctx, "webhook", []alertmanager.Alert{open})
+	if err != nil || res[0] {
+		t.Errorf("a repeat of the unresolved firing after pruning: new=%v, %v; want a duplicate", res, err)
+	}
+}

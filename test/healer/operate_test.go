@@ -150,7 +150,7 @@ func TestOperate(t *testing.T) {
 		`deus_healer_alerts_received_total{source="webhook",status="firing"} 1`,
 		`deus_healer_runs_total{action="clean_temp_files",result="succeeded"} 1`,
 		`deus_healer_runs_total{action="clean_temp_files",result="dry_run"} 2`,
-		`deus_healer_runs_total{action="clean_temp_files",result="rolled_back"} 1`,
+		`deus_healer_rollbacks_total{action="clean_temp_files",result="ok"} 1`,
 		`deus_healer_audit_chain_ok 1`,
 		`deus_healer_circuit_breakers_open 0`,
 		`deus_healer_approvals_pending 0`,
