@@ -609,6 +609,13 @@ func (h *Healer) decide(ctx context.Context, id, by string, approve bool) error 
 		u.FinishedAt, u.Reason = h.now(), "denied by "+by
 	}
 	if err := h.opts.Store.UpdateRun(ctx, id, u, store.RunWaiting); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// Another decision (or the expiry) came first: the record
+			// above did not take effect, and the log says so.
+			lost := h.base(run)
+			lost.Kind, lost.Result, lost.Reason = audit.KindSkipped, "superseded", "the decision by "+by+" lost to another made at the same time"
+			return errors.Join(err, h.record(ctx, lost))
+		}
 		return err
 	}
 	h.logger.Info("run_decided", "state", state, "run_id", id, "by", by)

@@ -317,24 +317,28 @@ func (h *Healer) recover(ctx context.Context) error {
 		}); err != nil {
 			return err
 		}
-		if err := h.opts.Store.UpdateRun(ctx, r.ID, store.Update{State: store.RunInterrupted, Reason: reason, FinishedAt: h.now()}, store.RunRunning); err != nil {
-			return err
-		}
-		h.opts.Metrics.runs.WithLabelValues(r.Action, store.RunInterrupted).Inc()
+		var nr *store.Run
 		if replan {
-			nr := r
+			n := r
+			nr = &n
 			nr.ID = newID()
 			nr.State = store.RunPending
 			nr.Reason = "re-planned after run " + r.ID + " was interrupted"
 			nr.CreatedAt = h.now()
 			nr.StartedAt, nr.FinishedAt = time.Time{}, time.Time{}
+			nr.Steps = append([]store.StepRecord(nil), r.Steps...)
 			for i := range nr.Steps {
 				nr.Steps[i].State, nr.Steps[i].Error, nr.Steps[i].Output, nr.Steps[i].Undo, nr.Steps[i].Argv = "", "", "", nil, nil
 			}
-			if err := h.opts.Store.InsertRun(ctx, nr); err != nil {
-				return err
-			}
-			h.start(ctx, nr, false)
+		}
+		// The interruption and the re-planned run are one commit: a crash
+		// between them must not lose the re-plan.
+		if err := h.opts.Store.Interrupt(ctx, r.ID, reason, h.now(), nr); err != nil {
+			return err
+		}
+		h.opts.Metrics.runs.WithLabelValues(r.Action, store.RunInterrupted).Inc()
+		if nr != nil {
+			h.start(ctx, *nr, false)
 		}
 	}
 	return nil

@@ -334,6 +334,26 @@ func inChunks(args []any, fn func([]any) error) error {
 	return nil
 }
 
+// Interrupt marks a run that was running when the healer stopped as
+// interrupted and, in the same commit, stores the run re-planned for it
+// (nil for none).
+func (s *Store) Interrupt(ctx context.Context, id, reason string, at time.Time, replan *Run) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET state = ?, reason = ?, finished_at = ?, updated_at = ? WHERE id = ? AND state = ?`,
+			RunInterrupted, reason, at.UnixNano(), at.UnixNano(), id, RunRunning)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("run %s: %w", id, ErrConflict)
+		}
+		if replan != nil {
+			return insertRun(ctx, tx, *replan)
+		}
+		return nil
+	})
+}
+
 // InsertRun stores a run made outside the planner (healer run by hand).
 func (s *Store) InsertRun(ctx context.Context, r Run) error {
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return insertRun(ctx, tx, r) })
