@@ -54,9 +54,9 @@ func healService(t *testing.T, s *stack) timing {
 		}
 		return len(r) == 1, fmt.Sprintf("%s == 1: %d series", up, len(r))
 	})
-	oldPID := s.svcProc.cmd.Process.Pid
+	oldPID := s.svcProc.Pid()
 	fault := time.Now()
-	s.svcProc.kill()
+	s.svcProc.Kill()
 
 	r := awaitRun(t, s, "restart-service", 90*time.Second)
 	if r.Alertname != "ServiceDown" || r.Labels["service"] != s.svc.name || r.Labels["instance"] != s.instance {

@@ -15,7 +15,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,10 +27,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deus-ex-machina/deus/internal/testenv"
 )
 
 // The binaries built by TestMain.
@@ -113,104 +113,20 @@ func moduleRoot() (string, error) {
 }
 
 // proc is a child process the test starts and ends by its PID.
-type proc struct {
-	t    testing.TB
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	err  error // Wait's, once done is closed
-}
+// proc is a child process of a test.
+type proc = testenv.Proc
 
-// startProc starts bin in dir. It is killed at cleanup if it still runs,
-// and its output is logged when the test failed.
+// startProc starts bin in dir, named name in logs; see testenv.StartProc.
 func startProc(t testing.TB, dir, name, bin string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	p := &proc{t: t, name: name, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("%s (pid %d) output:\n%s", p.name, cmd.Process.Pid, out.String())
-		}
-	})
-	return p
-}
-
-// kill sends SIGKILL and waits until the process is reaped.
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop sends SIGTERM and waits for the exit, failing the test if it takes
-// longer than within.
-func (p *proc) stop(within time.Duration) error {
-	p.t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(within):
-		p.kill()
-		p.t.Fatalf("%s did not exit within %s of SIGTERM", p.name, within)
-		return nil
-	}
-}
-
-// checkNoRace fails the test if the (race-built) child reported a data
-// race.
-func (p *proc) checkNoRace() {
-	p.t.Helper()
-	if strings.Contains(p.out.String(), "WARNING: DATA RACE") {
-		p.t.Errorf("%s reported a data race:\n%s", p.name, p.out.String())
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return testenv.StartProc(t, dir, name, bin, args...)
 }
 
 // eventually polls cond until it holds or within passes. cond says whether
 // it holds and, when not, what is missing (for the failure message).
 func eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %s", what, within, why)
-		}
-		time.Sleep(100 * time.Millisecond) // polling servers we do not control; the deadline bounds it
-	}
+	testenv.Eventually(t, within, 100*time.Millisecond, what, cond)
 }
 
 var httpClient = &http.Client{Timeout: 20 * time.Second}

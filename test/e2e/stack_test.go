@@ -111,7 +111,7 @@ func newDummyService(t testing.TB, dir, name string) (dummyService, *proc) {
 	})
 	p := startProc(t, dir, name, d.exe, d.pidfile)
 	eventually(t, 10*time.Second, name+" writes its pidfile", func() (bool, string) {
-		return d.pid() == p.cmd.Process.Pid, fmt.Sprintf("pidfile holds %d, want %d", d.pid(), p.cmd.Process.Pid)
+		return d.pid() == p.Pid(), fmt.Sprintf("pidfile holds %d, want %d", d.pid(), p.Pid())
 	})
 	return d, p
 }
@@ -395,10 +395,10 @@ func (h *healer) auditRecords() []auditRecord {
 // races, and requires `healer audit verify` to pass on its log.
 func (h *healer) stopAndVerify() {
 	h.t.Helper()
-	if err := h.proc.stop(30 * time.Second); err != nil {
+	if err := h.proc.Stop(30 * time.Second); err != nil {
 		h.t.Errorf("healer exited with %v after SIGTERM", err)
 	}
-	h.proc.checkNoRace()
+	h.proc.CheckNoRace()
 	dir := filepath.Join(h.dataDir, "audit")
 	out, err := exec.Command(healerBin, "audit", "verify", dir).CombinedOutput()
 	if err != nil {

@@ -303,7 +303,7 @@ func TestWithRealAlertmanager(t *testing.T) {
 		}
 	})
 
-	if err := am.proc.stop(20 * time.Second); err != nil {
+	if err := am.proc.Stop(20 * time.Second); err != nil {
 		t.Errorf("alertmanager exited with %v after SIGTERM", err)
 	}
 	h.stop()

@@ -111,7 +111,7 @@ func (s *storm) post(h *healer, workers, killAfter int) stormResult {
 		defer close(killerDone)
 		select {
 		case <-killNow:
-			h.proc.kill()
+			h.proc.Kill()
 		case <-stormDone:
 		}
 	}()
@@ -225,7 +225,7 @@ func TestCrashMidStorm(t *testing.T) {
 	}
 
 	killed := h.proc
-	killed.checkNoRace()
+	killed.CheckNoRace()
 	h.start()
 
 	// Before anything is posted again: what was acknowledged is stored.

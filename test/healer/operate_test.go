@@ -130,11 +130,11 @@ func TestOperate(t *testing.T) {
 	c["runbooks"].([]any)[0].(map[string]any)["steps"].([]any)[0].(map[string]any)["action"] = "clean_temp_files"
 	b, _ := yaml.Marshal(c)
 	writeFile(t, h.config, string(b))
-	if err := h.proc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := h.proc.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the reload is logged", func() (bool, string) {
-		return strings.Contains(h.proc.out.String(), "configuration_reloaded"), "not yet"
+		return strings.Contains(h.proc.Output(), "configuration_reloaded"), "not yet"
 	})
 	h.webhook(firingMessage("TmpFull", "testhost", "00000000000000f1"))
 	eventually(t, 10*time.Second, "the alert's run ends dry", func() (bool, string) {
