@@ -78,8 +78,8 @@ func host() Dashboard {
 			},
 			{
 				Title: "Time to full", Kind: "stat", Unit: "s", Width: 8,
-				Description: "At the rate of the last 6 hours, time until each filling file system is full; absent when none is filling.",
-				Targets:     []Target{{`instance_mountpoint:node_filesystem_time_to_full:seconds{` + sel + `}`, "{{mountpoint}}"}},
+				Description: "At the rate of the last 6 hours, time until each file system is full; infinite for those that are not filling.",
+				Targets:     []Target{{`instance_mountpoint:node_filesystem_time_to_full:seconds{` + sel + `} or (instance_mountpoint:node_filesystem_avail_bytes:ratio{` + sel + `} * 0 + Inf)`, "{{mountpoint}}"}},
 			},
 			{
 				Title: "Disk I/O utilisation", Unit: "percentunit", Description: "Share of time each disk was busy.",
@@ -145,8 +145,11 @@ func security() Dashboard {
 		Description: "Sockets and listening ports, inbound connections per remote, authentication failures and file integrity.",
 		Panels: []Panel{
 			{
-				Title: "Authentication failures", Unit: "short", Description: "Failed logins per second by service, from the auth log.",
-				Targets: []Target{{`sum by (service) (rate(deus_auth_failures_total{` + sel + `}[$__rate_interval]))`, "{{service}}"}},
+				Title: "Authentication failures", Unit: "short", Description: "Failed logins per second by service, from the auth log, and in all (0 when none was ever seen).",
+				Targets: []Target{
+					{`sum by (service) (rate(deus_auth_failures_total{` + sel + `}[$__rate_interval]))`, "{{service}}"},
+					{`sum(rate(deus_auth_failures_total{` + sel + `}[$__rate_interval])) or vector(0)`, "all"},
+				},
 			},
 			{
 				Title: "Inbound connections from the busiest remote", Unit: "short", Description: "The most inbound TCP connections any one remote address holds; a flood shows here first.",

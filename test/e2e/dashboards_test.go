@@ -20,8 +20,6 @@ var needHistory = map[string]string{
 	"Signal against its baseline": "the 3-day median is computed from an hour ago on",
 	"Anomaly score":               "the 3-day MAD is computed from an hour ago on",
 	"Range excess":                "the 3-day range is computed from an hour ago on",
-	"Time to full":                "only file systems filling over 6 hours have one",
-	"Authentication failures":     "needs an auth log with failures",
 	"Pressure stalls":             "needs PSI, which not every kernel or container has",
 	"Action duration (p95)":       "needs runs whose duration is in the rate window",
 }
