@@ -248,32 +248,10 @@ func (p *Prometheus) apiSeries(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Prometheus) apiLabels(w http.ResponseWriter, r *http.Request) {
-	sets, start, end, err := p.selection(r)
-	if err != nil {
-		fail(w, badData(err))
-		return
-	}
-	q, err := p.db.Querier(start.UnixMilli(), end.UnixMilli())
-	if err != nil {
-		fail(w, apiError{http.StatusInternalServerError, "internal", err})
-		return
-	}
-	defer q.Close() //nolint:errcheck // a read-only querier: closing loses nothing
-	names := map[string]bool{}
-	if len(sets) == 0 {
-		sets = [][]*labels.Matcher{nil}
-	}
-	for _, ms := range sets {
-		ns, _, err := q.LabelNames(r.Context(), nil, ms...)
-		if err != nil {
-			fail(w, apiError{http.StatusUnprocessableEntity, "execution", err})
-			return
-		}
-		for _, n := range ns {
-			names[n] = true
-		}
-	}
-	ok(w, sorted(names))
+	p.labelAPI(w, r, func(ctx context.Context, q storage.Querier, ms []*labels.Matcher) ([]string, error) {
+		names, _, err := q.LabelNames(ctx, nil, ms...)
+		return names, err
+	})
 }
 
 func (p *Prometheus) apiLabelValues(w http.ResponseWriter, r *http.Request) {
@@ -282,6 +260,15 @@ func (p *Prometheus) apiLabelValues(w http.ResponseWriter, r *http.Request) {
 		fail(w, badData(fmt.Errorf("invalid label name: %q", name)))
 		return
 	}
+	p.labelAPI(w, r, func(ctx context.Context, q storage.Querier, ms []*labels.Matcher) ([]string, error) {
+		values, _, err := q.LabelValues(ctx, name, nil, ms...)
+		return values, err
+	})
+}
+
+// labelAPI answers /labels and /label/NAME/values: the distinct strings
+// that list returns for each match[] set (or for every series), sorted.
+func (p *Prometheus) labelAPI(w http.ResponseWriter, r *http.Request, list func(context.Context, storage.Querier, []*labels.Matcher) ([]string, error)) {
 	sets, start, end, err := p.selection(r)
 	if err != nil {
 		fail(w, badData(err))
@@ -296,18 +283,18 @@ func (p *Prometheus) apiLabelValues(w http.ResponseWriter, r *http.Request) {
 	if len(sets) == 0 {
 		sets = [][]*labels.Matcher{nil}
 	}
-	values := map[string]bool{}
+	found := map[string]bool{}
 	for _, ms := range sets {
-		vs, _, err := q.LabelValues(r.Context(), name, nil, ms...)
+		vs, err := list(r.Context(), q, ms)
 		if err != nil {
 			fail(w, apiError{http.StatusUnprocessableEntity, "execution", err})
 			return
 		}
 		for _, v := range vs {
-			values[v] = true
+			found[v] = true
 		}
 	}
-	ok(w, sorted(values))
+	ok(w, sorted(found))
 }
 
 func sorted(m map[string]bool) []string {
