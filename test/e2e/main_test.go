@@ -17,12 +17,10 @@ package e2e_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -79,40 +77,15 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	root, err := moduleRoot()
+	bins, err := testenv.BuildCommands(dir, "./cmd/exporter", "./cmd/healer")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "./cmd/exporter", "./cmd/healer")...)
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./cmd/exporter ./cmd/healer: %v\n%s", err, out)
-		return 1
-	}
-	exporterBin, healerBin = filepath.Join(dir, "exporter"), filepath.Join(dir, "healer")
+	exporterBin, healerBin = bins["./cmd/exporter"], bins["./cmd/healer"]
 	return m.Run()
 }
 
-// moduleRoot is the directory of the module's go.mod as the go command
-// sees it (testenv.RepoRoot needs a testing.TB, which TestMain lacks).
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("go env GOMOD: not in a module")
-	}
-	return filepath.Dir(gomod), nil
-}
-
-// proc is a child process the test starts and ends by its PID.
 // proc is a child process of a test.
 type proc = testenv.Proc
 

@@ -399,13 +399,7 @@ func (h *healer) stopAndVerify() {
 		h.t.Errorf("healer exited with %v after SIGTERM", err)
 	}
 	h.proc.CheckNoRace()
-	dir := filepath.Join(h.dataDir, "audit")
-	out, err := exec.Command(healerBin, "audit", "verify", dir).CombinedOutput()
-	if err != nil {
-		h.t.Errorf("healer audit verify %s: %v; want exit 0\n%s", dir, err, out)
-		return
-	}
-	h.t.Logf("healer audit verify: %s", bytes.TrimSpace(out))
+	testenv.VerifyAudit(h.t, healerBin, filepath.Join(h.dataDir, "audit"))
 }
 
 // sample is one point of a series.

@@ -43,41 +43,15 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	root, err := moduleRoot()
+	bins, err := testenv.BuildCommands(dir, "./cmd/healer")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	healerBin = filepath.Join(dir, "healer")
-	args := []string{"build", "-o", healerBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "./cmd/healer")...)
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./cmd/healer: %v\n%s", err, out)
-		return 1
-	}
+	healerBin = bins["./cmd/healer"]
 	return m.Run()
 }
 
-// moduleRoot is the directory of the module's go.mod, as the go command
-// sees it from the package directory the test runs in. (testenv.RepoRoot
-// needs a testing.TB, which TestMain does not have.)
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("go env GOMOD: not in a module")
-	}
-	return filepath.Dir(gomod), nil
-}
-
-// proc is a child process the test starts, stops and kills by its PID.
 // proc is a child process of a test.
 type proc = testenv.Proc
 
@@ -280,13 +254,7 @@ func (h *healer) cli(args ...string) (int, string) {
 // requires exit 0.
 func (h *healer) verifyAudit() {
 	h.t.Helper()
-	dir := filepath.Join(h.dataDir, "audit")
-	out, err := exec.Command(healerBin, "audit", "verify", dir).CombinedOutput()
-	if err != nil {
-		h.t.Errorf("healer audit verify %s: %v; want exit 0\n%s", dir, err, out)
-		return
-	}
-	h.t.Logf("%s", bytes.TrimSpace(out))
+	testenv.VerifyAudit(h.t, healerBin, filepath.Join(h.dataDir, "audit"))
 }
 
 // auditRecord is the part of an audit line the tests look at.
