@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/deus-ex-machina/deus/internal/store"
 	"github.com/deus-ex-machina/deus/internal/testenv"
 )
 
@@ -277,39 +278,10 @@ type healer struct {
 }
 
 // storedAlert is an alert as GET /api/v1/alerts shows it.
-type storedAlert struct {
-	Status      string            `json:"status"`
-	Labels      map[string]string `json:"labels"`
-	Fingerprint string            `json:"fingerprint"`
-	StartsAt    time.Time         `json:"startsAt"`
-	Key         string            `json:"key"`
-	Source      string            `json:"source"`
-	ReceivedAt  time.Time         `json:"received_at"`
-	State       string            `json:"state"`
-	Note        string            `json:"note"`
-}
+type storedAlert = store.StoredAlert
 
 // run is a run as GET /api/v1/runs shows it.
-type run struct {
-	ID          string            `json:"id"`
-	AlertKey    string            `json:"alert_key"`
-	Fingerprint string            `json:"fingerprint"`
-	Alertname   string            `json:"alertname"`
-	Runbook     string            `json:"runbook"`
-	State       string            `json:"state"`
-	Reason      string            `json:"reason"`
-	Labels      map[string]string `json:"labels"`
-	CreatedAt   time.Time         `json:"created_at"`
-	StartedAt   time.Time         `json:"started_at"`
-	FinishedAt  time.Time         `json:"finished_at"`
-	Steps       []struct {
-		Action string            `json:"action"`
-		Params map[string]string `json:"params"`
-		State  string            `json:"state"`
-		Error  string            `json:"error"`
-		Output string            `json:"output"`
-	} `json:"steps"`
-}
+type run = store.Run
 
 func (h *healer) alerts() []storedAlert {
 	h.t.Helper()

@@ -94,7 +94,7 @@ func (am *alertmanager) post(alerts ...amAlert) {
 // is status.
 func alertWith(alerts []storedAlert, c, status string) (storedAlert, bool) {
 	for _, a := range alerts {
-		if a.Labels["case"] == c && a.Status == status {
+		if string(a.Labels["case"]) == c && string(a.Status) == status {
 			return a, true
 		}
 	}

@@ -134,7 +134,7 @@ func TestLabelsNeverReachAShell(t *testing.T) {
 		fp := alerts[i].Fingerprint
 		t.Run(c.name, func(t *testing.T) {
 			a := alertOf[fp]
-			if got := a.Labels["payload"]; got != c.payload {
+			if got := string(a.Labels["payload"]); got != c.payload {
 				t.Errorf("stored label payload = %q; want %q, byte for byte", got, c.payload)
 			}
 			rs := runsOf[fp]

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/deus-ex-machina/deus/internal/store"
 	"github.com/deus-ex-machina/deus/internal/testenv"
 )
 
@@ -182,36 +183,10 @@ func (h *healer) get(path, token string, v any) int {
 }
 
 // storedAlert is an alert as GET /api/v1/alerts shows it.
-type storedAlert struct {
-	Status      string            `json:"status"`
-	Labels      map[string]string `json:"labels"`
-	Fingerprint string            `json:"fingerprint"`
-	StartsAt    time.Time         `json:"startsAt"`
-	Key         string            `json:"key"`
-	Deliveries  int               `json:"deliveries"`
-	State       string            `json:"state"`
-	Note        string            `json:"note"`
-}
+type storedAlert = store.StoredAlert
 
 // run is a run as GET /api/v1/runs shows it.
-type run struct {
-	ID          string            `json:"id"`
-	AlertKey    string            `json:"alert_key"`
-	Fingerprint string            `json:"fingerprint"`
-	Runbook     string            `json:"runbook"`
-	State       string            `json:"state"`
-	Reason      string            `json:"reason"`
-	Tier        string            `json:"tier"`
-	Labels      map[string]string `json:"labels"`
-	Steps       []struct {
-		Action string            `json:"action"`
-		Params map[string]string `json:"params"`
-		State  string            `json:"state"`
-		Error  string            `json:"error"`
-		Argv   []string          `json:"argv"`
-		Output string            `json:"output"`
-	} `json:"steps"`
-}
+type run = store.Run
 
 func (h *healer) alerts(query string) []storedAlert {
 	h.t.Helper()
