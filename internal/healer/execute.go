@@ -76,6 +76,16 @@ func (h *Healer) execute(ctx context.Context, run store.Run, approved bool) erro
 	if approved {
 		from = store.RunApproved
 	}
+	// The run may have been read before an execution that has ended since
+	// (resume lists runs, then starts those not active): act only on its
+	// state now.
+	cur, err := h.opts.Store.Run(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	if cur.State != from {
+		return nil
+	}
 	rb := h.runbook(run.Runbook)
 	if run.Runbook != "" && rb == nil {
 		return h.finish(ctx, run, audit.KindSkipped, store.RunSkipped, "the runbook was removed from the configuration", from)
