@@ -55,6 +55,14 @@ func (h *Healer) finish(ctx context.Context, r store.Run, kind audit.Kind, state
 		return err
 	}
 	if err := h.opts.Store.UpdateRun(ctx, r.ID, store.Update{State: state, Reason: reason, FinishedAt: h.now()}, from...); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// The run left the state it was read in (cancelled, decided
+			// or expired meanwhile): the record above did not take
+			// effect, and the log says so.
+			lost := h.base(r)
+			lost.Kind, lost.Result, lost.Reason = audit.KindSkipped, "superseded", "the run was no longer "+strings.Join(from, " or ")+" when it was to become "+state
+			return errors.Join(err, h.record(ctx, lost))
+		}
 		return err
 	}
 	h.opts.Metrics.runs.WithLabelValues(r.Action, state).Inc()

@@ -616,3 +616,31 @@ func TestCooldownHoldsForAlertsArrivingTogether(t *testing.T) {
 		t.Errorf("the action ran %d times; want once", n)
 	}
 }
+
+// A final state that loses its race (the run left the state it was read
+// in) leaves the run as it is, and the audit log follows the record that
+// did not take effect with one that says so.
+func TestFinishThatLosesItsRaceIsCorrected(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, strings.Replace(restart, "max_tier: medium", "max_tier: low", 1))
+	e.post("webhook-firing.json", nil)
+	runs := e.settle()
+	if got := states(runs); got != store.RunWaiting {
+		t.Fatalf("got %s, want waiting", got)
+	}
+	err := e.h.finish(t.Context(), runs[0], audit.KindFinished, store.RunSucceeded, "", store.RunRunning)
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("finish from running of a waiting run: got %v, want ErrConflict", err)
+	}
+	r, err := e.st.Run(t.Context(), runs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != store.RunWaiting {
+		t.Errorf("state: got %s, want waiting", r.State)
+	}
+	kinds := auditKinds(t, e.dir)
+	if !strings.HasSuffix(kinds, "finished:succeeded skipped:superseded") {
+		t.Errorf("audit: got %s, want it to end with finished:succeeded skipped:superseded", kinds)
+	}
+}
