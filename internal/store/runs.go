@@ -146,17 +146,18 @@ func (s *Store) AlertsByID(ctx context.Context, ids []int64) ([]StoredAlert, err
 		args[i] = id
 	}
 	// Only placeholders are concatenated; the IDs are bound.
-	return s.queryAlerts(ctx, `WHERE rowid IN (?`+strings.Repeat(", ?", len(ids)-1)+`) ORDER BY rowid`, args...)
+	return s.queryAlerts(ctx, `WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`) ORDER BY id`, args...)
 }
 
 // Alerts returns the newest alerts, at most limit, optionally of one
 // fingerprint.
 func (s *Store) Alerts(ctx context.Context, fingerprint string, limit int) ([]StoredAlert, error) {
 	if fingerprint != "" {
-		// Keys are fingerprint/status/startsAt: '/' sorts just before '0'.
-		return s.queryAlerts(ctx, `WHERE key > ? AND key < ? ORDER BY rowid DESC LIMIT ?`, fingerprint+"/", fingerprint+"0", limit)
+		// No index leads with the fingerprint (see alerts_key): this
+		// walks back from the newest alert until it has limit of them.
+		return s.queryAlerts(ctx, `WHERE fingerprint = ? ORDER BY id DESC LIMIT ?`, fingerprint, limit)
 	}
-	return s.queryAlerts(ctx, `ORDER BY rowid DESC LIMIT ?`, limit)
+	return s.queryAlerts(ctx, `ORDER BY id DESC LIMIT ?`, limit)
 }
 
 // Resolved reports whether a resolved notification is stored for the
@@ -164,7 +165,7 @@ func (s *Store) Alerts(ctx context.Context, fingerprint string, limit int) ([]St
 func (s *Store) Resolved(ctx context.Context, fingerprint string, startsAt time.Time) (bool, error) {
 	a := alertmanager.Alert{Fingerprint: fingerprint, Status: alertmanager.StatusResolved, StartsAt: startsAt}
 	var n int
-	err := s.resolved.QueryRowContext(ctx, a.Key()).Scan(&n)
+	err := s.resolved.QueryRowContext(ctx, startsAt.UnixNano(), a.Key()).Scan(&n)
 	return n > 0, err
 }
 
@@ -181,11 +182,11 @@ func (s *Store) ResolvedOf(ctx context.Context, firing []StoredAlert) (map[strin
 			r := a.Alert
 			r.Status = alertmanager.StatusResolved
 			byResolvedKey[r.Key()] = a.Key
-			args = append(args, r.Key())
+			args = append(args, r.StartsAt.UnixNano(), r.Key())
 		}
 		firing = firing[n:]
 		// Only placeholders are concatenated; the keys are bound.
-		q := `SELECT key FROM alerts WHERE key IN (?` + strings.Repeat(", ?", len(args)-1) + `)` //nolint:gosec // see above
+		q := `SELECT key FROM alerts WHERE (starts_at, key) IN (VALUES (?, ?)` + strings.Repeat(", (?, ?)", len(args)/2-1) + `)` //nolint:gosec // see above
 		rows, err := s.r.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, err
@@ -208,7 +209,7 @@ func (s *Store) ResolvedOf(ctx context.Context, firing []StoredAlert) (map[strin
 	return out, nil
 }
 
-const alertCols = `rowid, key, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at, deliveries, state, note`
+const alertCols = `id, key, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at, deliveries, state, note`
 
 // alertColsOf is alertCols qualified by a table alias.
 func alertColsOf(alias string) string {
@@ -290,7 +291,7 @@ func (s *Store) PlanBatch(ctx context.Context, ds []Decision) error {
 			ids := groups[g]
 			if err := inChunks(ids, func(chunk []any) error {
 				// Only placeholders are concatenated; values are bound.
-				q := `UPDATE alerts SET state = ?, note = ? WHERE rowid IN (?` + strings.Repeat(", ?", len(chunk)-1) + `)` //nolint:gosec // see above
+				q := `UPDATE alerts SET state = ?, note = ? WHERE id IN (?` + strings.Repeat(", ?", len(chunk)-1) + `)` //nolint:gosec // see above
 				res, err := tx.ExecContext(ctx, q, append([]any{g.state, g.note}, chunk...)...)
 				if err != nil {
 					return err
@@ -647,7 +648,7 @@ func (s *Store) Prune(ctx context.Context, ret Retention) (alerts, runs int64, e
 	if ret.Alerts > 0 {
 		// A firing alert with no resolution stored is kept, however old:
 		// Alertmanager's repeat notifications of it must stay duplicates.
-		res, err := s.w.ExecContext(ctx, `DELETE FROM alerts WHERE received_at < ? AND rowid NOT IN (SELECT alert FROM queue)
+		res, err := s.w.ExecContext(ctx, `DELETE FROM alerts WHERE received_at < ? AND id NOT IN (SELECT alert FROM queue)
 			AND NOT (status = 'firing' AND replace(key, '/firing/', '/resolved/') NOT IN (SELECT key FROM alerts WHERE status = 'resolved'))
 			AND key NOT IN (SELECT alert_key FROM runs WHERE state IN ('pending', 'waiting', 'approved', 'running'))`,
 			now.Add(-ret.Alerts).UnixNano())

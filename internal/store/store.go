@@ -117,11 +117,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	ins, err := w.Prepare(`INSERT INTO alerts
 		(key, fingerprint, status, alertname, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(key) DO NOTHING`)
+		ON CONFLICT(starts_at, key) DO NOTHING`)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
 	}
-	dup, err := w.Prepare(`UPDATE alerts SET deliveries = deliveries + 1 WHERE key = ?`)
+	dup, err := w.Prepare(`UPDATE alerts SET deliveries = deliveries + 1 WHERE starts_at = ? AND key = ?`)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close())
 	}
@@ -129,16 +129,16 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(err, w.Close())
 	}
-	queued, err := r.Prepare(`SELECT q.alert, a.key FROM queue q JOIN alerts a ON a.rowid = q.alert ORDER BY q.alert LIMIT ?`)
+	queued, err := r.Prepare(`SELECT q.alert, a.key FROM queue q JOIN alerts a ON a.id = q.alert ORDER BY q.alert LIMIT ?`)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close(), r.Close())
 	}
-	resolved, err := r.Prepare(`SELECT COUNT(*) FROM alerts WHERE key = ?`)
+	resolved, err := r.Prepare(`SELECT COUNT(*) FROM alerts WHERE starts_at = ? AND key = ?`)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close(), r.Close())
 	}
 	// The column list is a constant of this package.
-	newAlerts, err := r.Prepare(`SELECT ` + alertColsOf("a") + ` FROM queue q JOIN alerts a ON a.rowid = q.alert ORDER BY q.alert LIMIT ?`) //nolint:gosec // see above
+	newAlerts, err := r.Prepare(`SELECT ` + alertColsOf("a") + ` FROM queue q JOIN alerts a ON a.id = q.alert ORDER BY q.alert LIMIT ?`) //nolint:gosec // see above
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close(), r.Close())
 	}
@@ -192,9 +192,16 @@ func (s *Store) checkpointer() {
 	}
 }
 
-const schema = `
+// schemaVersion is the layout this package writes, kept in SQLite's
+// user_version. Version 1 (0 in the file: it was never set) keyed alerts by
+// key alone; version 2 indexes them by startsAt first, so that new alerts
+// land at the end of the index rather than all over it.
+const schemaVersion = 2
+
+const alertsTable = `
 CREATE TABLE IF NOT EXISTS alerts (
-	key          TEXT PRIMARY KEY,
+	id           INTEGER PRIMARY KEY,
+	key          TEXT NOT NULL,
 	fingerprint  TEXT NOT NULL,
 	status       TEXT NOT NULL,
 	alertname    TEXT NOT NULL,
@@ -209,19 +216,20 @@ CREATE TABLE IF NOT EXISTS alerts (
 	deliveries   INTEGER NOT NULL DEFAULT 1,
 	state        TEXT NOT NULL DEFAULT 'new',
 	note         TEXT NOT NULL DEFAULT ''
-);
--- Intake writes an alert into the table and its key, and appends its rowid
--- to the queue; the planner takes alerts from the head of the queue. A
--- fingerprint's alerts are a range of keys (the key starts with the
--- fingerprint), and rowid order is arrival order, so neither needs an index
--- of its own.
+);`
+
+const schema = alertsTable + `
+-- The key (fingerprint/status/startsAt) is unique. It is indexed behind
+-- starts_at: a new alert started moments ago, so its index entry goes to
+-- the end of the index, and a commit of many alerts touches a few pages,
+-- not one per alert. Every lookup by key knows the alert's startsAt.
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_key ON alerts(starts_at, key);
+-- Intake appends an alert's id to the queue; the planner takes alerts from
+-- the head of the queue. id order is arrival order.
 CREATE TABLE IF NOT EXISTS queue (alert INTEGER PRIMARY KEY);
 CREATE TRIGGER IF NOT EXISTS alerts_enqueue AFTER INSERT ON alerts BEGIN
-	INSERT INTO queue (alert) VALUES (new.rowid);
+	INSERT INTO queue (alert) VALUES (new.id);
 END;
-DROP INDEX IF EXISTS alerts_state;
-DROP INDEX IF EXISTS alerts_fp;
-DROP INDEX IF EXISTS alerts_received;
 
 CREATE TABLE IF NOT EXISTS runs (
 	id           TEXT PRIMARY KEY,
@@ -260,9 +268,50 @@ CREATE TABLE IF NOT EXISTS breakers (
 );
 `
 
+// migrateAlerts moves the alerts of a version 1 database into the version
+// 2 table, each under the rowid it had, which the queue refers to.
+const migrateAlerts = `
+DROP TRIGGER IF EXISTS alerts_enqueue;
+ALTER TABLE alerts RENAME TO alerts_v1;
+` + alertsTable + `
+INSERT INTO alerts (id, key, fingerprint, status, alertname, starts_at, ends_at, labels, annotations,
+	generator_url, receiver, source, received_at, deliveries, state, note)
+	SELECT rowid, key, fingerprint, status, alertname, starts_at, ends_at, labels, annotations,
+	generator_url, receiver, source, received_at, deliveries, state, note FROM alerts_v1;
+DROP TABLE alerts_v1;
+`
+
+// migrate brings the database to schemaVersion in one transaction, and
+// refuses one written by a newer version.
 func migrate(db *sql.DB) error {
-	_, err := db.Exec(schema)
-	return err
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	var version, tables int
+	if err := tx.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		return err
+	}
+	if version > schemaVersion {
+		return fmt.Errorf("the database has schema version %d; this healer knows up to %d (it was written by a newer healer)", version, schemaVersion)
+	}
+	if err := tx.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'alerts'`).Scan(&tables); err != nil {
+		return err
+	}
+	if tables > 0 && version < 2 {
+		if _, err := tx.Exec(migrateAlerts); err != nil {
+			return fmt.Errorf("migrate to schema version 2: %w", err)
+		}
+	}
+	if _, err := tx.Exec(schema); err != nil {
+		return err
+	}
+	// user_version takes no bound parameter; schemaVersion is a constant.
+	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // AcceptResult says, for each alert of an Accept call in order, whether it
@@ -341,7 +390,7 @@ func (s *Store) Accept(ctx context.Context, source string, alerts []alertmanager
 				res[i] = true
 				continue
 			}
-			if _, err := dup.ExecContext(ctx, r.key); err != nil {
+			if _, err := dup.ExecContext(ctx, r.starts, r.key); err != nil {
 				return fmt.Errorf("count delivery of %s: %w", r.key, err)
 			}
 		}

@@ -1,0 +1,120 @@
+package store
+
+import (
+	"database/sql"
+	_ "embed"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deus-ex-machina/deus/internal/alertmanager"
+)
+
+//go:embed testdata/schema-v1.sql
+var schemaV1 string
+
+// writeV1 makes dir hold a version 1 database with the given alerts, the
+// first planned and the others waiting in the queue.
+func writeV1(t *testing.T, dir string, alerts ...alertmanager.Alert) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "healer.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(schemaV1); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range alerts {
+		if _, err := db.Exec(`INSERT INTO alerts (key, fingerprint, status, alertname, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at)
+			VALUES (?, ?, ?, 'DiskFull', ?, 0, '{"alertname":"DiskFull"}', '{}', '', 'healer', 'webhook', 1)`,
+			a.Key(), a.Fingerprint, string(a.Status), a.StartsAt.UnixNano()); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if _, err := db.Exec(`UPDATE alerts SET state = 'done', note = 'planned by v1' WHERE key = ?`, a.Key()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(`DELETE FROM queue WHERE alert = (SELECT rowid FROM alerts WHERE key = ?)`, a.Key()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestMigrateFromV1KeepsAlertsAndQueue(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	start := time.Date(2026, 11, 23, 18, 19, 19, 694e6, time.UTC)
+	planned := alert("03dcb9292ee7cedb", alertmanager.StatusFiring, start)
+	queued := alert("a4c1f00dfeedbeef", alertmanager.StatusFiring, start.Add(time.Minute))
+	writeV1(t, dir, planned, queued)
+
+	s, err := Open(dir, Options{Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	ctx := t.Context()
+	refs, err := s.QueuedRefs(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) != 1 || refs[0].Key != queued.Key() {
+		t.Fatalf("queue after migration: got %+v, want only %s", refs, queued.Key())
+	}
+	got, err := s.AlertsByID(ctx, []int64{refs[0].ID})
+	if err != nil || len(got) != 1 || got[0].Key != queued.Key() {
+		t.Fatalf("the queued id names another alert after migration: %+v, %v", got, err)
+	}
+	// Both are still known: delivering them again is a duplicate.
+	res, err := s.Accept(ctx, "webhook", []alertmanager.Alert{planned, queued, alert("a4c1f00dfeedbeef", alertmanager.StatusResolved, start.Add(time.Minute))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := fmt.Sprint(res), "[false false true]"; g != w {
+		t.Errorf("deliveries after migration: got %s, want %s", g, w)
+	}
+	all, err := s.Alerts(ctx, planned.Fingerprint, 10)
+	if err != nil || len(all) != 1 || all[0].State != "done" || all[0].Note != "planned by v1" || all[0].Deliveries != 2 {
+		t.Errorf("the planned alert after migration: %+v, %v", all, err)
+	}
+	ok, err := s.Resolved(ctx, queued.Fingerprint, queued.StartsAt)
+	if err != nil || !ok {
+		t.Errorf("Resolved after migration: %v, %v", ok, err)
+	}
+	// New alerts are numbered after the migrated ones.
+	refs, err = s.QueuedRefs(ctx, 10)
+	if err != nil || len(refs) != 2 || refs[1].ID <= refs[0].ID {
+		t.Errorf("queue after a new alert: %+v, %v", refs, err)
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "healer.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion+1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a database from a newer healer succeeded")
+	}
+	if !strings.Contains(err.Error(), "newer healer") {
+		t.Errorf("error does not say why: %v", err)
+	}
+}
