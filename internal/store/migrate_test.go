@@ -23,7 +23,11 @@ func writeV1(t *testing.T, dir string, alerts ...alertmanager.Alert) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if _, err := db.Exec(schemaV1); err != nil {
 		t.Fatal(err)
 	}
@@ -109,12 +113,9 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(dir, Options{})
-	if err == nil {
-		s.Close()
-		t.Fatal("Open of a database from a newer healer succeeded")
-	}
-	if !strings.Contains(err.Error(), "newer healer") {
+	if s, err := Open(dir, Options{}); err == nil {
+		t.Fatalf("Open of a database from a newer healer succeeded (and left open: %v)", s.Close())
+	} else if !strings.Contains(err.Error(), "newer healer") {
 		t.Errorf("error does not say why: %v", err)
 	}
 }
