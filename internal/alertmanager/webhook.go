@@ -9,11 +9,13 @@
 package alertmanager
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"regexp"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/prometheus/alertmanager/template"
@@ -88,12 +90,26 @@ func (e *ValidationError) Unwrap() error { return e.Err }
 // duplicate keys. Alertmanager sends neither, so Decode does not look for
 // them.
 func Decode(r io.Reader) (*Message, error) {
-	body, err := io.ReadAll(r)
-	if err != nil {
+	buf := bodies.Get().(*bytes.Buffer)
+	defer func() {
+		// A buffer grown by one huge body is let go rather than kept.
+		if buf.Cap() <= maxPooledBody {
+			buf.Reset()
+			bodies.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(r); err != nil {
 		return nil, fmt.Errorf("read webhook body: %w", err)
 	}
-	return decode(body)
+	// The message holds copies: nothing of it points into buf.
+	return decode(buf.Bytes())
 }
+
+// bodies are the buffers request bodies are read into, reused so that
+// every webhook does not grow a new one from nothing.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBody = 1 << 20
 
 func decode(body []byte) (*Message, error) {
 	if !isObject(body) {

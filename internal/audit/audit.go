@@ -298,20 +298,20 @@ func (l *Log) AppendBatch(ctx context.Context, recs []Record) ([]Record, error) 
 	if y := now.Year(); y < 1 || y > 9999 {
 		return nil, fmt.Errorf("clock reads %s, outside what RFC 3339 can write", now)
 	}
-	var buf []byte
+	// Records are encoded straight into the one buffer that is written.
+	buf := make([]byte, 0, 384*len(prepared))
 	seq, prev := l.lastSeq, l.lastHash
 	for i := range prepared {
-		rec := prepared[i].normalize()
+		rec := &prepared[i]
 		rec.Seq, rec.Time, rec.Prev = seq+1, now, prev
-		body := rec.body()
-		rec.Hash = hashBody(body)
-		b := line(body, rec.Hash)
-		if len(b)-1 > MaxRecordBytes {
-			return nil, fmt.Errorf("record %d of %d bytes is larger than %d", i, len(b)-1, MaxRecordBytes)
+		start := len(buf)
+		buf = rec.appendBody(buf)
+		rec.Hash = hashBody(buf[start:])
+		buf = appendHash(buf, rec.Hash)
+		if n := len(buf) - start - 1; n > MaxRecordBytes {
+			return nil, fmt.Errorf("record %d of %d bytes is larger than %d", i, n, MaxRecordBytes)
 		}
-		buf = append(buf, b...)
 		seq, prev = rec.Seq, rec.Hash
-		prepared[i] = rec
 	}
 	if l.dueRotation(now, int64(len(buf))) {
 		out := make([]Record, 0, len(prepared))

@@ -97,16 +97,16 @@ type Record struct {
 	Hash        string            `json:"hash"`
 }
 
-// stringFields lists the record's free-text fields with their JSON names, in
-// canonical order, for encoding and redaction alike.
-func (r *Record) stringFields() []struct {
+// field is one free-text field of a record and its JSON name.
+type field struct {
 	key string
 	val *string
-} {
-	return []struct {
-		key string
-		val *string
-	}{
+}
+
+// stringFields lists the record's free-text fields with their JSON names, in
+// canonical order, for encoding and redaction alike.
+func (r *Record) stringFields() [6]field {
+	return [6]field{
 		{"run_id", &r.RunID},
 		{"fingerprint", &r.Fingerprint},
 		{"alertname", &r.Alertname},
@@ -131,11 +131,17 @@ func (r *Record) stringFields() []struct {
 
 // body returns the canonical encoding of r without its hash.
 func (r Record) body() []byte {
-	b := make([]byte, 0, 256)
+	return r.appendBody(make([]byte, 0, 256))
+}
+
+// appendBody appends the canonical encoding of r without its hash to b.
+func (r *Record) appendBody(b []byte) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, r.Seq, 10)
-	b = append(b, `,"time":`...)
-	b = appendString(b, formatTime(r.Time))
+	// RFC 3339 has nothing appendString would escape.
+	b = append(b, `,"time":"`...)
+	b = r.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
 	b = append(b, `,"kind":`...)
 	b = appendString(b, string(r.Kind))
 	for _, f := range r.stringFields() {
@@ -194,11 +200,15 @@ func hashBody(body []byte) string {
 // hash.
 func line(body []byte, hash string) []byte {
 	b := make([]byte, 0, len(body)+len(hash)+12)
-	b = append(b, body[:len(body)-1]...)
-	b = append(b, `,"hash":`...)
+	return appendHash(append(b, body...), hash)
+}
+
+// appendHash turns b, which ends with a record's body, into its line: the
+// hash member before the closing brace, and a newline.
+func appendHash(b []byte, hash string) []byte {
+	b = append(b[:len(b)-1], `,"hash":`...)
 	b = appendString(b, hash)
-	b = append(b, '}', '\n')
-	return b
+	return append(b, '}', '\n')
 }
 
 func appendMember(b []byte, key, val string) []byte {

@@ -61,9 +61,11 @@ func DefaultRedactor(key, value string) string {
 	return value
 }
 
-// redact applies fn to every free-text field of r. r must be normalized (its
-// argv and fields are its own).
-func (r *Record) redact(fn Redactor) {
+// redact applies fn to every free-text field of r, keeping it valid UTF-8
+// whatever fn returns. r must be normalized (its argv and fields are its
+// own).
+func (r *Record) redact(redactor Redactor) {
+	fn := func(key, value string) string { return strings.ToValidUTF8(redactor(key, value), "\uFFFD") }
 	for _, f := range r.stringFields() {
 		*f.val = fn(f.key, *f.val)
 	}

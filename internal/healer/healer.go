@@ -387,7 +387,7 @@ func (h *Healer) planNew(ctx context.Context) error {
 		if len(alerts) == 0 {
 			return nil
 		}
-		var firing []store.StoredAlert
+		firing := make([]store.StoredAlert, 0, len(alerts))
 		for _, a := range alerts {
 			if a.Status == alertmanager.StatusFiring {
 				firing = append(firing, a)
@@ -400,10 +400,11 @@ func (h *Healer) planNew(ctx context.Context) error {
 			return err
 		}
 		var (
-			recs      []audit.Record
-			decisions []store.Decision
+			// A received and a matched record per alert, in most batches.
+			recs      = make([]audit.Record, 0, 2*len(alerts))
+			decisions = make([]store.Decision, 0, len(alerts))
 			runs      []store.Run
-			decided   []store.StoredAlert
+			decided   = make([]store.StoredAlert, 0, len(alerts))
 		)
 		flush := func() error {
 			if len(recs) > 0 {

@@ -75,11 +75,14 @@ func emptyPanels(t *testing.T, s *stack) []string {
 				var res struct {
 					Result []json.RawMessage `json:"result"`
 				}
+				var raw json.RawMessage
 				u := s.queryURL + "/api/v1/query?query=" + url.QueryEscape(grafanaVars.Replace(tg.Expr))
 				if err := apiData(u, s.queryToken, &res); err != nil {
 					t.Fatalf("%s / %s: %v", d.Title, p.Title, err)
 				}
 				series += len(res.Result)
+				_ = apiData(u, s.queryToken, &raw)
+				t.Logf("DIAG %s / %s: %d: %.400s", d.Title, p.Title, len(res.Result), raw)
 			}
 			if series > 0 {
 				continue

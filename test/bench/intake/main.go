@@ -95,6 +95,7 @@ type options struct {
 	rate             int
 	dir, sync        string
 	cpuProfile       string
+	memProfile       string
 	only             *regexp.Regexp
 	planner          bool
 }
@@ -110,6 +111,7 @@ func main() {
 	flag.StringVar(&o.sync, "storage.synchronous", "normal", "the store's synchronous setting: full or normal")
 	flag.BoolVar(&o.planner, "planner", true, "run the planner during intake, as the healer does (false isolates the intake)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (client and servers share the process: focus on internal/ for the healer's side)")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile (allocations included) at the end of the run to this file")
 	flag.Parse()
 	var err error
 	if o.only, err = regexp.Compile(*only); err != nil {
@@ -157,6 +159,13 @@ func run(o options) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.memProfile != "" {
+		defer func() {
+			if err := writeHeapProfile(o.memProfile); err != nil {
+				fmt.Fprintln(os.Stderr, "intake-bench: -memprofile:", err)
+			}
+		}()
 	}
 
 	client := &http.Client{
@@ -712,3 +721,12 @@ func verdict(ok bool, what string) string {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC() // the heap as of the end, not of the last collection
+	return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+}
