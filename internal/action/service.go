@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/deus-ex-machina/deus/internal/atomicfile"
 )
 
 // Service backends of restart_service.
@@ -310,7 +312,7 @@ func (r *RestartService) startDetached(svc ProcessService) (int, error) {
 	pid := cmd.Process.Pid
 	go func() { _ = cmd.Wait() }()
 	if svc.WritePidfile {
-		if err := writeFileAtomic(svc.Pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		if err := atomicfile.WriteFile(svc.Pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 			return pid, fmt.Errorf("started pid %d but could not write %s: %w", pid, svc.Pidfile, err)
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/deus-ex-machina/deus/internal/atomicfile"
 )
 
 // maxWalkDepth bounds how deep clean_temp_files descends.
@@ -340,7 +342,7 @@ func writeManifest(path string, m quarantineManifest) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'), 0o600)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
 }
 
 // Rollback implements Reverser.

@@ -41,6 +41,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/deus-ex-machina/deus/internal/atomicfile"
 )
 
 // Errors callers branch on.
@@ -223,7 +225,7 @@ func (l *Log) openCurrent() (*os.File, error) {
 		return nil, err
 	}
 	if errors.Is(statErr, os.ErrNotExist) {
-		if err := syncDir(l.dir); err != nil {
+		if err := atomicfile.SyncDir(l.dir); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -440,7 +442,7 @@ func (l *Log) rotate() error {
 		return err
 	}
 	l.size, l.firstSeq, l.firstTime = 0, 0, time.Time{}
-	if err := syncDir(l.dir); err != nil {
+	if err := atomicfile.SyncDir(l.dir); err != nil {
 		return err
 	}
 	_, err := l.openCurrent()
@@ -491,7 +493,7 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int, error) {
 		if err := os.Remove(path); err != nil {
 			return n, err
 		}
-		if err := syncDir(l.dir); err != nil {
+		if err := atomicfile.SyncDir(l.dir); err != nil {
 			return n, err
 		}
 		n++

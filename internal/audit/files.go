@@ -195,20 +195,6 @@ func (lr *lineReader) next() ([]byte, error) {
 	}
 }
 
-// syncDir makes the directory's entries (a create, rename or remove)
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
-
 // lastRecord returns the last record of a rotated file, which must end with
 // a complete line.
 func lastRecord(path string) (Record, error) {

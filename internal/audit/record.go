@@ -250,7 +250,6 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // normalize makes r encodable and canonical: valid UTF-8 everywhere, time in
 // UTC without a monotonic reading, fields and argv copied so the caller's

@@ -9,11 +9,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/deus-ex-machina/deus/internal/atomicfile"
 )
 
 // Change is one thing install does.
@@ -161,11 +162,11 @@ func Apply(changes []Change) error {
 		case "mkdir":
 			err = os.MkdirAll(c.Path, c.Mode)
 		case "write":
-			err = writeAtomic(c.Path, c.Mode, bytes.NewReader(c.Content))
+			err = atomicfile.Write(c.Path, bytes.NewReader(c.Content), c.Mode)
 		case "copy":
 			var f *os.File
 			if f, err = os.Open(c.From); err == nil {
-				err = writeAtomic(c.Path, c.Mode, f)
+				err = atomicfile.Write(c.Path, f, c.Mode)
 				f.Close()
 			}
 		}
@@ -174,30 +175,6 @@ func Apply(changes []Change) error {
 		}
 	}
 	return nil
-}
-
-func writeAtomic(path string, mode fs.FileMode, r io.Reader) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, r); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // Summary is what to do after an install.
