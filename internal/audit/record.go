@@ -250,7 +250,6 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-
 // normalize makes r encodable and canonical: valid UTF-8 everywhere, time in
 // UTC without a monotonic reading, fields and argv copied so the caller's
 // maps and slices are not shared.
