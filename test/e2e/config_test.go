@@ -130,7 +130,7 @@ func prometheusConfig(t testing.TB, root string, a promAddrs) map[string]any {
 	for _, job := range items(t, cfg, path, "scrape_configs") {
 		var target string
 		switch job["job_name"] {
-		case "node":
+		case nodeJob:
 			target = a.exporter
 		case "deus-healer":
 			target = a.healer

@@ -34,6 +34,10 @@ func TestSelfHealing(t *testing.T) {
 			t.Run("a full temp file system is cleaned into quarantine and rolled back", func(t *testing.T) {
 				report = append(report, cleanTemp(t, s))
 			})
+			t.Run("every signal is judged against its backfilled baseline", func(t *testing.T) {
+				s.history.checkHistory(t, s)
+				s.history.checkBaselines(t, s)
+			})
 			t.Run("every dashboard panel shows data", func(t *testing.T) {
 				checkDashboards(t, s)
 			})

@@ -47,6 +47,9 @@ type stack struct {
 	rulesURL string
 	amURL    string // "" for the standalone healer
 	h        *healer
+	// history is what the anomaly rules read an hour back, backfilled
+	// before the stack started.
+	history *signalHistory
 }
 
 // dummyService is the watched service: the test binary run through a
@@ -203,6 +206,12 @@ func startStack(t testing.TB, kind, short string) *stack {
 		}
 	}
 	hs.identity = s.instance
+	s.history = newSignalHistory(t, root, s.instance, time.Now().Add(-historyGap))
+	if kind == standalone {
+		// The embedded TSDB lives in the data directory's tsdb/ and opens
+		// the blocks it finds there.
+		s.history.writeBlock(t, filepath.Join(h.dataDir, "tsdb"))
+	}
 	writeYAML(t, h.config, healerConfig(t, root, hs))
 	if out, err := exec.Command(healerBin, "check-config", h.config).CombinedOutput(); err != nil {
 		t.Fatalf("healer check-config %s: %v\n%s", h.config, err, out)
@@ -244,8 +253,10 @@ func startStack(t testing.TB, kind, short string) *stack {
 		if out, err := exec.Command(bins["promtool"], "check", "config", file).CombinedOutput(); err != nil {
 			t.Fatalf("promtool check config: %v\n%s", err, out)
 		}
+		data := filepath.Join(s.dir, "prom-data")
+		s.history.writeBlock(t, data)
 		startProc(t, s.dir, "prometheus", bins["prometheus"], "--config.file="+file,
-			"--storage.tsdb.path="+filepath.Join(s.dir, "prom-data"), "--web.listen-address="+tsdbAddr)
+			"--storage.tsdb.path="+data, "--web.listen-address="+tsdbAddr)
 		testenv.WaitHTTP(t, s.queryURL+"/-/ready", 30*time.Second)
 	case withVictoriaMetrics:
 		file := filepath.Join(s.dir, "scrape.yml")
@@ -256,6 +267,8 @@ func startStack(t testing.TB, kind, short string) *stack {
 			"-storageDataPath="+filepath.Join(s.dir, "vm-data"), "-retentionPeriod=1d",
 			"-promscrape.config="+file, "-search.latencyOffset=1s", "-search.disableCache")
 		testenv.WaitHTTP(t, s.queryURL+"/health", 30*time.Second)
+		// Before vmalert starts, so that its first evaluations have it.
+		s.history.importVM(t, s.queryURL)
 		startProc(t, s.dir, "vmalert", bins["vmalert"], "-rule="+filepath.Join(rulesDir, "*.rules.yml"),
 			"-datasource.url="+s.queryURL, "-notifier.url="+s.amURL, "-remoteWrite.url="+s.queryURL,
 			"-remoteWrite.flushInterval=1s", "-httpListenAddr="+vmalertAddr, "-evaluationInterval=1s")
@@ -388,6 +401,12 @@ type series struct {
 
 // query runs an instant query on the stack's query API at now.
 func (s *stack) query(expr string) ([]series, error) {
+	return s.queryAt(expr, time.Time{})
+}
+
+// queryAt runs an instant query on the stack's query API at the time at
+// (now when zero).
+func (s *stack) queryAt(expr string, at time.Time) ([]series, error) {
 	var d struct {
 		ResultType string `json:"resultType"`
 		Result     []struct {
@@ -396,7 +415,11 @@ func (s *stack) query(expr string) ([]series, error) {
 			Values [][]any           `json:"values"`
 		} `json:"result"`
 	}
-	if err := apiData(s.queryURL+"/api/v1/query?query="+url.QueryEscape(expr), s.queryToken, &d); err != nil {
+	q := url.Values{"query": {expr}}
+	if !at.IsZero() {
+		q.Set("time", strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
+	}
+	if err := apiData(s.queryURL+"/api/v1/query?"+q.Encode(), s.queryToken, &d); err != nil {
 		return nil, err
 	}
 	var out []series
