@@ -119,3 +119,57 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		t.Errorf("error does not say why: %v", err)
 	}
 }
+
+// The planner's mark never passes an alert still new, whatever order the
+// decisions come in, and never brings back one decided.
+func TestQueueOutOfOrderDecisions(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	ctx := t.Context()
+	start := time.Date(2026, 11, 23, 18, 19, 19, 0, time.UTC)
+	var alerts []alertmanager.Alert
+	for i := range 3 {
+		alerts = append(alerts, alert(fmt.Sprintf("%016x", i+1), alertmanager.StatusFiring, start.Add(time.Duration(i)*time.Second)))
+	}
+	if _, err := s.Accept(ctx, "webhook", alerts); err != nil {
+		t.Fatal(err)
+	}
+	queued := func() string {
+		t.Helper()
+		refs, err := s.QueuedRefs(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, r := range refs {
+			keys = append(keys, r.Key[:16])
+		}
+		return fmt.Sprintf("%s (%d new)", strings.Join(keys, ","), st.NewAlerts)
+	}
+	refs, err := s.QueuedRefs(ctx, 10)
+	if err != nil || len(refs) != 3 {
+		t.Fatalf("queued: %+v, %v", refs, err)
+	}
+	if err := s.Plan(ctx, refs[1].ID, "done", "second first", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := queued(), "0000000000000001,0000000000000003 (2 new)"; got != want {
+		t.Errorf("after deciding the second: got %s, want %s", got, want)
+	}
+	if err := s.Plan(ctx, refs[0].ID, "done", "then the first", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := queued(), "0000000000000003 (1 new)"; got != want {
+		t.Errorf("after deciding the first: got %s, want %s", got, want)
+	}
+	if err := s.Plan(ctx, refs[2].ID, "done", "and the last", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := queued(), " (0 new)"; got != want {
+		t.Errorf("after deciding all: got %s, want %s", got, want)
+	}
+}

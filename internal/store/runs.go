@@ -272,19 +272,17 @@ type Decision struct {
 // PlanBatch records several decisions in one transaction.
 func (s *Store) PlanBatch(ctx context.Context, ds []Decision) error {
 	// Most decisions in a storm are alike (no runbook matches), so alerts
-	// with the same state and note are updated, and all are dequeued, with
-	// one statement per few hundred rather than two per alert.
+	// with the same state and note are updated with one statement per few
+	// hundred rather than one per alert.
 	type group struct{ state, note string }
 	groups := map[group][]any{}
 	var order []group
-	dequeue := make([]any, 0, len(ds))
 	for _, d := range ds {
 		g := group{d.State, d.Note}
 		if _, ok := groups[g]; !ok {
 			order = append(order, g)
 		}
 		groups[g] = append(groups[g], d.ID)
-		dequeue = append(dequeue, d.ID)
 	}
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for _, g := range order {
@@ -304,12 +302,12 @@ func (s *Store) PlanBatch(ctx context.Context, ds []Decision) error {
 				return err
 			}
 		}
-		if err := inChunks(dequeue, func(chunk []any) error {
-			q := `DELETE FROM queue WHERE alert IN (?` + strings.Repeat(", ?", len(chunk)-1) + `)` //nolint:gosec // placeholders only
-			_, err := tx.ExecContext(ctx, q, chunk...)
-			return err
-		}); err != nil {
-			return err
+		// Move the mark up to just before the first alert still new (the
+		// walk covers the alerts just decided), or to the last alert.
+		if _, err := tx.ExecContext(ctx, `UPDATE planner SET planned_through = COALESCE(
+			(SELECT id - 1 FROM alerts WHERE id > planned_through AND state = 'new' ORDER BY id LIMIT 1),
+			(SELECT MAX(id) FROM alerts))`); err != nil {
+			return fmt.Errorf("advance the planner's mark: %w", err)
 		}
 		for _, d := range ds {
 			for _, r := range d.Runs {
@@ -648,7 +646,7 @@ func (s *Store) Prune(ctx context.Context, ret Retention) (alerts, runs int64, e
 	if ret.Alerts > 0 {
 		// A firing alert with no resolution stored is kept, however old:
 		// Alertmanager's repeat notifications of it must stay duplicates.
-		res, err := s.w.ExecContext(ctx, `DELETE FROM alerts WHERE received_at < ? AND id NOT IN (SELECT alert FROM queue)
+		res, err := s.w.ExecContext(ctx, `DELETE FROM alerts WHERE received_at < ? AND state != 'new'
 			AND NOT (status = 'firing' AND replace(key, '/firing/', '/resolved/') NOT IN (SELECT key FROM alerts WHERE status = 'resolved'))
 			AND key NOT IN (SELECT alert_key FROM runs WHERE state IN ('pending', 'waiting', 'approved', 'running'))`,
 			now.Add(-ret.Alerts).UnixNano())
@@ -673,7 +671,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
 	var oldest sql.NullInt64
 	err := s.r.QueryRowContext(ctx, `SELECT
-		(SELECT COUNT(*) FROM queue),
+		(SELECT COUNT(*) FROM alerts WHERE `+unplanned+`),
 		(SELECT COUNT(*) FROM runs WHERE state IN ('pending', 'approved', 'running')),
 		(SELECT COUNT(*) FROM runs WHERE state = 'waiting'),
 		(SELECT MIN(created_at) FROM runs WHERE state = 'waiting')`).Scan(&st.NewAlerts, &st.PendingRuns, &st.WaitingApproval, &oldest)

@@ -1,6 +1,6 @@
 // Package store keeps the healer's state in an embedded SQLite database
 // (WAL mode, the pure-Go modernc.org/sqlite driver): the alerts accepted at
-// intake, which doubles as the durable work queue, the runs planned for
+// intake, which double as the durable work queue, the runs planned for
 // them, approvals and circuit breakers.
 //
 // One goroutine writes. Accept hands its alerts to it and waits; the writer
@@ -129,7 +129,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, errors.Join(err, w.Close())
 	}
-	queued, err := r.Prepare(`SELECT q.alert, a.key FROM queue q JOIN alerts a ON a.id = q.alert ORDER BY q.alert LIMIT ?`)
+	queued, err := r.Prepare(`SELECT id, key FROM alerts WHERE ` + unplanned + ` ORDER BY id LIMIT ?`) //nolint:gosec // constants
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close(), r.Close())
 	}
@@ -138,7 +138,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close(), r.Close())
 	}
 	// The column list is a constant of this package.
-	newAlerts, err := r.Prepare(`SELECT ` + alertColsOf("a") + ` FROM queue q JOIN alerts a ON a.id = q.alert ORDER BY q.alert LIMIT ?`) //nolint:gosec // see above
+	newAlerts, err := r.Prepare(`SELECT ` + alertCols + ` FROM alerts WHERE ` + unplanned + ` ORDER BY id LIMIT ?`) //nolint:gosec // see above
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close(), r.Close())
 	}
@@ -192,10 +192,15 @@ func (s *Store) checkpointer() {
 	}
 }
 
+// unplanned selects the alerts waiting to be planned: new ones, after the
+// planner's mark.
+const unplanned = `id > (SELECT planned_through FROM planner) AND state = 'new'`
+
 // schemaVersion is the layout this package writes, kept in SQLite's
 // user_version. Version 1 (0 in the file: it was never set) keyed alerts by
-// key alone; version 2 indexes them by startsAt first, so that new alerts
-// land at the end of the index rather than all over it.
+// key alone and queued new ones in a table of their own; version 2 indexes
+// them by startsAt first, so that new alerts land at the end of the index
+// rather than all over it, and keeps the queue as a mark in the alerts.
 const schemaVersion = 2
 
 const alertsTable = `
@@ -224,12 +229,16 @@ const schema = alertsTable + `
 -- the end of the index, and a commit of many alerts touches a few pages,
 -- not one per alert. Every lookup by key knows the alert's startsAt.
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_key ON alerts(starts_at, key);
--- Intake appends an alert's id to the queue; the planner takes alerts from
--- the head of the queue. id order is arrival order.
-CREATE TABLE IF NOT EXISTS queue (alert INTEGER PRIMARY KEY);
-CREATE TRIGGER IF NOT EXISTS alerts_enqueue AFTER INSERT ON alerts BEGIN
-	INSERT INTO queue (alert) VALUES (new.id);
-END;
+-- The planner's queue is the alerts still in state new. id order is
+-- arrival order, and the planner decides alerts in that order, so they all
+-- come after planned_through, the highest id up to which every alert is
+-- decided: the planner finds its work by walking the table from there,
+-- and intake writes nothing but the alert.
+CREATE TABLE IF NOT EXISTS planner (
+	one             INTEGER PRIMARY KEY CHECK (one = 1),
+	planned_through INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO planner (one, planned_through) VALUES (1, 0);
 
 CREATE TABLE IF NOT EXISTS runs (
 	id           TEXT PRIMARY KEY,
@@ -269,7 +278,8 @@ CREATE TABLE IF NOT EXISTS breakers (
 `
 
 // migrateAlerts moves the alerts of a version 1 database into the version
-// 2 table, each under the rowid it had, which the queue refers to.
+// 2 table, each under the rowid it had, and turns its queue table (the ids
+// of the alerts not yet planned) into the planner's mark.
 const migrateAlerts = `
 DROP TRIGGER IF EXISTS alerts_enqueue;
 ALTER TABLE alerts RENAME TO alerts_v1;
@@ -279,6 +289,15 @@ INSERT INTO alerts (id, key, fingerprint, status, alertname, starts_at, ends_at,
 	SELECT rowid, key, fingerprint, status, alertname, starts_at, ends_at, labels, annotations,
 	generator_url, receiver, source, received_at, deliveries, state, note FROM alerts_v1;
 DROP TABLE alerts_v1;
+CREATE TABLE planner (
+	one             INTEGER PRIMARY KEY CHECK (one = 1),
+	planned_through INTEGER NOT NULL
+);
+INSERT INTO planner (one, planned_through) VALUES (1, COALESCE(
+	(SELECT MIN(alert) - 1 FROM queue),
+	(SELECT MAX(id) FROM alerts),
+	0));
+DROP TABLE queue;
 `
 
 // migrate brings the database to schemaVersion in one transaction, and
@@ -385,7 +404,7 @@ func (s *Store) Accept(ctx context.Context, source string, alerts []alertmanager
 			if err != nil {
 				return fmt.Errorf("insert %s: %w", r.key, err)
 			}
-			// An inserted alert is queued by the alerts_enqueue trigger.
+			// An inserted alert is new: it is the planner's to decide.
 			if n, _ := res2.RowsAffected(); n == 1 {
 				res[i] = true
 				continue
