@@ -211,15 +211,6 @@ func (s *Store) ResolvedOf(ctx context.Context, firing []StoredAlert) (map[strin
 
 const alertCols = `id, key, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at, deliveries, state, note`
 
-// alertColsOf is alertCols qualified by a table alias.
-func alertColsOf(alias string) string {
-	cols := strings.Split(alertCols, ", ")
-	for i, c := range cols {
-		cols[i] = alias + "." + c
-	}
-	return strings.Join(cols, ", ")
-}
-
 func (s *Store) queryAlerts(ctx context.Context, where string, args ...any) ([]StoredAlert, error) {
 	// where is one of this package's constant clauses; values are bound.
 	rows, err := s.r.QueryContext(ctx, `SELECT `+alertCols+` FROM alerts `+where, args...) //nolint:gosec // see above

@@ -50,6 +50,7 @@ type stack struct {
 	// history is what the anomaly rules read an hour back, backfilled
 	// before the stack started.
 	history *signalHistory
+	started time.Time // before its servers started
 }
 
 // dummyService is the watched service: the test binary run through a
@@ -158,7 +159,7 @@ func startStack(t testing.TB, kind, short string) *stack {
 		}
 	}
 	root := testenv.RepoRoot(t)
-	s := &stack{t: t, kind: kind, dir: t.TempDir()}
+	s := &stack{t: t, kind: kind, dir: t.TempDir(), started: time.Now()}
 	s.svc, s.svcProc = newDummyService(t, s.dir, dummyPrefix+short)
 	s.tmp = filepath.Join(s.dir, "tmp")
 	if err := os.Mkdir(s.tmp, 0o755); err != nil {
