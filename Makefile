@@ -75,7 +75,7 @@ nab-check:
 
 ## fuzz: run every fuzzer for FUZZTIME.
 fuzz:
-	@for p in ./internal/collector ./internal/alertmanager ./internal/config; do \
+	@for p in ./internal/collector ./internal/alertmanager ./internal/config ./internal/store; do \
 		for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
 			echo "== $$p $$f"; $(GO) test $$p -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 		done; \

@@ -13,7 +13,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -385,11 +384,9 @@ func (s *Store) Accept(ctx context.Context, source string, alerts []alertmanager
 	}
 	rows := make([]row, len(alerts))
 	for i, a := range alerts {
-		labels, _ := json.Marshal(a.Labels)
-		annotations, _ := json.Marshal(a.Annotations)
 		rows[i] = row{
-			key: a.Key(), alertname: string(a.Labels[model.AlertNameLabel]), labels: string(labels),
-			annotations: string(annotations), starts: a.StartsAt.UnixNano(), ends: unixNano(a.EndsAt),
+			key: a.Key(), alertname: string(a.Labels[model.AlertNameLabel]), labels: labelsJSON(a.Labels),
+			annotations: labelsJSON(a.Annotations), starts: a.StartsAt.UnixNano(), ends: unixNano(a.EndsAt),
 		}
 	}
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
