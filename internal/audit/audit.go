@@ -301,7 +301,7 @@ func (l *Log) AppendBatch(ctx context.Context, recs []Record) ([]Record, error) 
 		return nil, fmt.Errorf("clock reads %s, outside what RFC 3339 can write", now)
 	}
 	// Records are encoded straight into the one buffer that is written.
-	buf := make([]byte, 0, 384*len(prepared))
+	buf := make([]byte, 0, 512*len(prepared))
 	seq, prev := l.lastSeq, l.lastHash
 	for i := range prepared {
 		rec := &prepared[i]

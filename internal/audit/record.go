@@ -251,8 +251,9 @@ func appendString(b []byte, s string) []byte {
 }
 
 // normalize makes r encodable and canonical: valid UTF-8 everywhere, time in
-// UTC without a monotonic reading, fields and argv copied so the caller's
-// maps and slices are not shared.
+// UTC without a monotonic reading, no empty argv or fields. The caller's
+// argv and fields are never modified: they are copied when anything in them
+// changes, here or in redact.
 func (r Record) normalize() Record {
 	r.Time = r.Time.UTC().Round(0)
 	for _, f := range r.stringFields() {
@@ -260,25 +261,36 @@ func (r Record) normalize() Record {
 	}
 	r.Result = strings.ToValidUTF8(r.Result, "\uFFFD")
 	r.Reason = strings.ToValidUTF8(r.Reason, "\uFFFD")
-	if len(r.Argv) > 0 {
+	if len(r.Argv) == 0 {
+		r.Argv = nil
+	} else if slices.ContainsFunc(r.Argv, invalidUTF8) {
 		argv := make([]string, len(r.Argv))
 		for i, a := range r.Argv {
 			argv[i] = strings.ToValidUTF8(a, "\uFFFD")
 		}
 		r.Argv = argv
-	} else {
-		r.Argv = nil
 	}
-	if len(r.Fields) > 0 {
+	if len(r.Fields) == 0 {
+		r.Fields = nil
+	} else if fieldsInvalid(r.Fields) {
 		fields := make(map[string]string, len(r.Fields))
 		for k, v := range r.Fields {
 			fields[strings.ToValidUTF8(k, "\uFFFD")] = strings.ToValidUTF8(v, "\uFFFD")
 		}
 		r.Fields = fields
-	} else {
-		r.Fields = nil
 	}
 	return r
+}
+
+func invalidUTF8(s string) bool { return !utf8.ValidString(s) }
+
+func fieldsInvalid(m map[string]string) bool {
+	for k, v := range m {
+		if invalidUTF8(k) || invalidUTF8(v) {
+			return true
+		}
+	}
+	return false
 }
 
 // errMalformed is wrapped by decodeLine for lines that are not records.

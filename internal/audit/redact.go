@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -62,8 +63,8 @@ func DefaultRedactor(key, value string) string {
 }
 
 // redact applies fn to every free-text field of r, keeping it valid UTF-8
-// whatever fn returns. r must be normalized (its argv and fields are its
-// own).
+// whatever fn returns. r must be normalized. Argv and fields are copied
+// before the first value that changes, so the caller's are never modified.
 func (r *Record) redact(redactor Redactor) {
 	fn := func(key, value string) string { return strings.ToValidUTF8(redactor(key, value), "\uFFFD") }
 	for _, f := range r.stringFields() {
@@ -71,18 +72,29 @@ func (r *Record) redact(redactor Redactor) {
 	}
 	r.Result = fn("result", r.Result)
 	r.Reason = fn("reason", r.Reason)
-	orig := slices.Clone(r.Argv)
-	for i, a := range orig {
+	argv, copied := r.Argv, false
+	for i, a := range argv {
 		key := "argv"
 		if i > 0 {
-			if prev := orig[i-1]; strings.HasPrefix(prev, "-") && !strings.Contains(prev, "=") {
+			if prev := argv[i-1]; strings.HasPrefix(prev, "-") && !strings.Contains(prev, "=") {
 				key = strings.TrimLeft(prev, "-")
 			}
 		}
-		r.Argv[i] = fn(key, a)
+		if v := fn(key, a); v != a {
+			if !copied {
+				r.Argv, copied = slices.Clone(argv), true
+			}
+			r.Argv[i] = v
+		}
 	}
-	for k, v := range r.Fields {
-		r.Fields[k] = fn(k, v)
+	fields, copied := r.Fields, false
+	for k, v := range fields {
+		if red := fn(k, v); red != v {
+			if !copied {
+				r.Fields, copied = maps.Clone(fields), true
+			}
+			r.Fields[k] = red
+		}
 	}
 }
 

@@ -67,8 +67,8 @@ func TestSecretsNeverReachTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Fields["password"] != "hunter2" {
-		t.Errorf("Append changed the caller's fields: %v", rec.Fields)
+	if rec.Fields["password"] != "hunter2" || rec.Argv[4] != "s3cr3t-flag-value" {
+		t.Errorf("Append changed the caller's fields or argv: %v %v", rec.Fields, rec.Argv)
 	}
 	if got.Fields["password"] != Redacted || got.Argv[4] != Redacted {
 		t.Errorf("returned record not redacted: %+v", got)
