@@ -84,12 +84,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// InitActions pre-creates the run counters of every action.
+// InitActions pre-creates the run counters and duration histogram of every
+// action.
 func (m *Metrics) InitActions(names []string) {
 	for _, n := range names {
 		for _, r := range runResults {
 			m.runs.WithLabelValues(n, r)
 		}
+		// A histogram that first appears at its first observation holds 1
+		// already, and rate() over it shows nothing until the second.
+		m.duration.WithLabelValues(n)
 	}
 }
 

@@ -26,8 +26,6 @@ func exemption(title string) func(t *testing.T, s *stack) string {
 	switch title {
 	case "Pressure stalls":
 		return noPSI
-	case "Action duration (p95)":
-		return durationsStartAtFirstRun
 	}
 	return nil
 }
@@ -199,32 +197,4 @@ func noPSI(*testing.T, *stack) string {
 		return ""
 	}
 	return "this kernel has no PSI: " + strings.Join(missing, "; ")
-}
-
-// durationsStartAtFirstRun exempts the action duration panel when the
-// healer creates an action's deus_healer_run_duration_seconds series at
-// that action's first run instead of at 0 when it starts: the series then
-// begins with the run already counted, rate() sees no increase, and the
-// quantile is NaN until the action's second run (the scenarios run each
-// action once). It holds when there are such series and none of them was
-// ever 0.
-func durationsStartAtFirstRun(t *testing.T, s *stack) string {
-	t.Helper()
-	window := fmt.Sprintf("[%ds]", int(time.Since(s.started).Seconds())+60)
-	r, err := s.query("min_over_time(deus_healer_run_duration_seconds_count" + window + ")")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(r) == 0 {
-		return "" // no series at all: nothing excuses an empty panel
-	}
-	var first []string
-	for _, sr := range r {
-		if len(sr.samples) == 1 && sr.samples[0].v == 0 {
-			return ""
-		}
-		first = append(first, fmt.Sprintf("%s: %g", sr.labels["action"], sr.samples[0].v))
-	}
-	return "the healer creates deus_healer_run_duration_seconds at an action's first run, not at 0 when it starts " +
-		"(lowest count of each action since the stack started: " + strings.Join(first, ", ") + ")"
 }
