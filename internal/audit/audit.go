@@ -94,6 +94,7 @@ type Log struct {
 	lockFD *os.File
 
 	mu        sync.Mutex
+	batchBuf  []byte // AppendBatch's encoding buffer, under mu
 	f         file // audit.log; nil after a failed rotation until the next append opens it
 	size      int64
 	firstSeq  uint64    // of audit.log; 0 while it is empty
@@ -259,9 +260,15 @@ func (l *Log) Append(ctx context.Context, rec Record) (Record, error) {
 	return l.append(rec)
 }
 
+// maxKeptBatchBuf bounds the encoding buffer AppendBatch keeps between
+// batches.
+const maxKeptBatchBuf = 1 << 20
+
 // AppendBatch appends recs in order with one write and one fsync, and
-// returns them as written. Either every record is on disk or, with an
-// error, none is. A batch that would rotate the log is appended one record
+// returns them as written: recs itself, each record normalized, redacted
+// and sealed (Seq, Time, Prev, Hash) in place. Their fields and argv are
+// copied before anything in them changes, never modified. Either every
+// record is on disk or, with an error, none is. A batch that would rotate the log is appended one record
 // at a time instead (each fsync'd), and may then stop part-way; the error
 // says so and the records before it are written.
 func (l *Log) AppendBatch(ctx context.Context, recs []Record) ([]Record, error) {
@@ -276,11 +283,10 @@ func (l *Log) AppendBatch(ctx context.Context, recs []Record) ([]Record, error) 
 			return nil, fmt.Errorf("record %d: kind %q is written by the audit log only", i, recs[i].Kind)
 		}
 	}
-	prepared := make([]Record, len(recs))
-	for i, rec := range recs {
-		rec = rec.normalize()
-		rec.redact(l.opts.Redact)
-		prepared[i] = rec
+	prepared := recs
+	for i := range prepared {
+		prepared[i] = prepared[i].normalize()
+		prepared[i].redact(l.opts.Redact)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -301,7 +307,13 @@ func (l *Log) AppendBatch(ctx context.Context, recs []Record) ([]Record, error) 
 		return nil, fmt.Errorf("clock reads %s, outside what RFC 3339 can write", now)
 	}
 	// Records are encoded straight into the one buffer that is written.
-	buf := make([]byte, 0, 512*len(prepared))
+	buf := l.batchBuf[:0]
+	defer func() {
+		// Kept for the next batch, unless one huge batch grew it.
+		if cap(buf) <= maxKeptBatchBuf {
+			l.batchBuf = buf[:0]
+		}
+	}()
 	seq, prev := l.lastSeq, l.lastHash
 	for i := range prepared {
 		rec := &prepared[i]
@@ -318,9 +330,7 @@ func (l *Log) AppendBatch(ctx context.Context, recs []Record) ([]Record, error) 
 	if l.dueRotation(now, int64(len(buf))) {
 		out := make([]Record, 0, len(prepared))
 		for i, rec := range recs {
-			rec = rec.normalize()
-			rec.redact(l.opts.Redact)
-			w, err := l.append(rec)
+			w, err := l.append(rec) // normalized and redacted above
 			if err != nil {
 				return out, fmt.Errorf("record %d of %d: %w", i, len(recs), err)
 			}
