@@ -95,7 +95,7 @@ type Log struct {
 
 	mu        sync.Mutex
 	batchBuf  []byte // AppendBatch's encoding buffer, under mu
-	f         file // audit.log; nil after a failed rotation until the next append opens it
+	f         file   // audit.log; nil after a failed rotation until the next append opens it
 	size      int64
 	firstSeq  uint64    // of audit.log; 0 while it is empty
 	firstTime time.Time // of audit.log
