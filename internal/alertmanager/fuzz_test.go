@@ -2,9 +2,12 @@ package alertmanager
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzDecodeWebhook feeds Decode arbitrary bodies. It must never panic;
@@ -25,10 +28,25 @@ func FuzzDecodeWebhook(f *testing.F) {
 		`{"version":"4","status":"resolved","truncatedAlerts":2,"alerts":[{"status":"firing","labels":{"a":"\u0000"},"fingerprint":"0123456789abcdef","startsAt":"2026-01-01T00:00:00Z"}]}`,
 		`{"alerts":[{"startsAt":"x","labels":{"\ud800":1}}]}`,
 		"{\"receiver\":\"\xff\"}",
+		// Where two JSON libraries may part ways: names in another case or
+		// escaped, duplicates, nulls, numbers out of range, deep unknowns.
+		`{"VERSION":"4","Alerts":[{"STATUS":"firing","Labels":{"a":"b"},"FingerPrint":"0123456789abcdef","startsat":"2026-01-01T00:00:00Z"}]}`,
+		`{"version":"3","version":"4","\u0061lerts":[{"status":"firing","status":"resolved","labels":{"a":"1","a":"2"},"fingerprint":"0123456789abcdef","startsAt":"2026-01-01T00:00:00Z"}]}`,
+		`{"version":null,"alerts":[{"status":"firing","labels":null,"annotations":{"x":null},"fingerprint":"0123456789abcdef","startsAt":null,"endsAt":"0001-01-01T00:00:00Z"}]}`,
+		`{"version":"4","truncatedAlerts":18446744073709551616,"alerts":[]}`,
+		`{"version":"4","truncatedAlerts":-1}`,
+		`{"version":"4","truncatedAlerts":1.5}`,
+		`{"version":"4","truncatedAlerts":1e2}`,
+		`{"version":"4","extra":{"a":[[[[{"b":[1,2,{"c":null}]}]]]]},"alerts":[{"status":"firing","labels":{"a":"b"},"fingerprint":"0123456789abcdef","startsAt":"2026-01-01T00:00:00Z","extra":[true,false]}]}`,
+		`{"version":4,"alerts":[{"status":"firing","labels":{"a":1}}]}`,
+		`{"version":"4","alerts":{}}`,
+		`{"version":"4","alerts":[{"status":"firing","labels":{"a":"b"},"fingerprint":"0123456789abcdef","startsAt":"2026-01-01T00:00:00Z"}]} trailing`,
+		"{\"version\":\"4\"}\n \t",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		sameAsStandardLibrary(t, body)
 		msg, err := Decode(bytes.NewReader(body))
 		if err != nil {
 			if msg != nil {
@@ -66,6 +84,27 @@ func FuzzDecodeWebhook(f *testing.F) {
 			}
 		}
 	})
+}
+
+// sameAsStandardLibrary requires fastJSON to take what encoding/json takes,
+// to the same message (when it refuses what encoding/json takes, decode
+// falls back to encoding/json, so that is allowed). Bodies with invalid
+// UTF-8 or unpaired surrogates are left out: decode refuses them whatever
+// either library makes of them.
+func sameAsStandardLibrary(t *testing.T, body []byte) {
+	t.Helper()
+	if !utf8.Valid(body) || hasLoneSurrogate(body) {
+		return
+	}
+	var fast, std Message
+	fastErr := fastJSON.Unmarshal(body, &fast)
+	stdErr := json.Unmarshal(body, &std)
+	switch {
+	case fastErr == nil && stdErr != nil:
+		t.Fatalf("fastJSON took %q, which encoding/json refuses: %v", body, stdErr)
+	case fastErr == nil && !reflect.DeepEqual(fast, std):
+		t.Fatalf("fastJSON decoded %q to\n%+v\nencoding/json to\n%+v", body, fast, std)
+	}
 }
 
 func checkValidationErrors(t *testing.T, body []byte, err error) {

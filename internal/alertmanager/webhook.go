@@ -18,6 +18,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	jsoniter "github.com/json-iterator/go"
 	"github.com/prometheus/alertmanager/template"
 )
 
@@ -105,6 +106,11 @@ func Decode(r io.Reader) (*Message, error) {
 	return decode(buf.Bytes())
 }
 
+// fastJSON decodes webhooks in about half the time encoding/json takes, to
+// the same result (FuzzDecodeWebhook compares the two); it is already in
+// the binary through client_golang's API client.
+var fastJSON = jsoniter.ConfigCompatibleWithStandardLibrary
+
 // bodies are the buffers request bodies are read into, reused so that
 // every webhook does not grow a new one from nothing.
 var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -116,8 +122,13 @@ func decode(body []byte) (*Message, error) {
 		return nil, &ValidationError{Err: errors.New("payload must be a JSON object")}
 	}
 	var msg Message
-	if err := json.Unmarshal(body, &msg); err != nil {
-		return nil, decodeError(body, err)
+	if err := fastJSON.Unmarshal(body, &msg); err != nil {
+		// The standard library says where and what is wrong; and what it
+		// takes is what is taken.
+		msg = Message{}
+		if err := json.Unmarshal(body, &msg); err != nil {
+			return nil, decodeError(body, err)
+		}
 	}
 	var errs []error
 	if !utf8.Valid(body) || hasLoneSurrogate(body) {
