@@ -147,7 +147,7 @@ func (h *Healer) Accept(ctx context.Context, source string, alerts []alertmanage
 		}
 	}
 	h.freshMu.Unlock()
-	res, err := h.opts.Store.Accept(ctx, source, alerts)
+	res, err := h.opts.Store.AcceptKeyed(ctx, source, alerts, keys)
 	h.freshMu.Lock()
 	for i := range alerts {
 		if offered[i] && (err != nil || !res[i]) {
@@ -159,12 +159,25 @@ func (h *Healer) Accept(ctx context.Context, source string, alerts []alertmanage
 		h.opts.Metrics.intakeErrors.Inc()
 		return nil, err
 	}
+	var firing, resolved, dups int
 	for i, a := range alerts {
-		if res[i] {
-			h.opts.Metrics.received.WithLabelValues(string(a.Status), source).Inc()
-		} else {
-			h.opts.Metrics.duplicates.WithLabelValues(source).Inc()
+		switch {
+		case !res[i]:
+			dups++
+		case a.Status == alertmanager.StatusResolved:
+			resolved++
+		default:
+			firing++
 		}
+	}
+	if firing > 0 {
+		h.opts.Metrics.received.WithLabelValues(string(alertmanager.StatusFiring), source).Add(float64(firing))
+	}
+	if resolved > 0 {
+		h.opts.Metrics.received.WithLabelValues(string(alertmanager.StatusResolved), source).Add(float64(resolved))
+	}
+	if dups > 0 {
+		h.opts.Metrics.duplicates.WithLabelValues(source).Add(float64(dups))
 	}
 	h.poke()
 	return res, nil

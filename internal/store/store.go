@@ -374,6 +374,19 @@ func (s *Store) write(ctx context.Context, apply func(ctx context.Context, tx *s
 // already stored are counted as another delivery and reported as not new.
 // source says where they came from ("webhook", "rules").
 func (s *Store) Accept(ctx context.Context, source string, alerts []alertmanager.Alert) (AcceptResult, error) {
+	keys := make([]string, len(alerts))
+	for i, a := range alerts {
+		keys[i] = a.Key()
+	}
+	return s.AcceptKeyed(ctx, source, alerts, keys)
+}
+
+// AcceptKeyed is Accept for a caller that has the alerts' keys already:
+// keys[i] must be alerts[i].Key().
+func (s *Store) AcceptKeyed(ctx context.Context, source string, alerts []alertmanager.Alert, keys []string) (AcceptResult, error) {
+	if len(keys) != len(alerts) {
+		return nil, fmt.Errorf("%d keys for %d alerts", len(keys), len(alerts))
+	}
 	var res AcceptResult
 	now := s.opts.Now().UnixNano()
 	// Everything but the SQL is done here, in the caller's goroutine, so
@@ -385,7 +398,7 @@ func (s *Store) Accept(ctx context.Context, source string, alerts []alertmanager
 	rows := make([]row, len(alerts))
 	for i, a := range alerts {
 		rows[i] = row{
-			key: a.Key(), alertname: string(a.Labels[model.AlertNameLabel]), labels: labelsJSON(a.Labels),
+			key: keys[i], alertname: string(a.Labels[model.AlertNameLabel]), labels: labelsJSON(a.Labels),
 			annotations: labelsJSON(a.Annotations), starts: a.StartsAt.UnixNano(), ends: unixNano(a.EndsAt),
 		}
 	}
