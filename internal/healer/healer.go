@@ -499,7 +499,9 @@ func (h *Healer) plan(a store.StoredAlert, stale bool) ([]audit.Record, store.De
 	mrec.Kind = audit.KindMatched
 	if rb == nil {
 		mrec.Result, mrec.Reason = "none", "no runbook matches a "+string(a.Status)+" alert with these labels"
-		h.logger.Info("alert_unmatched", "fingerprint", a.Fingerprint, "alertname", name, "status", string(a.Status))
+		// Most alerts match nothing, a storm of them included: at debug,
+		// as the audit log and the API say it for each already.
+		h.logger.Debug("alert_unmatched", "fingerprint", a.Fingerprint, "alertname", name, "status", string(a.Status))
 		return []audit.Record{mrec}, store.Decision{ID: a.ID, State: store.AlertDone, Note: mrec.Reason}, nil, nil
 	}
 	mrec.Result, mrec.Runbook = "matched", rb.Name
