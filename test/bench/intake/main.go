@@ -5,7 +5,7 @@
 // fixed offered rate (open loop).
 //
 // The healer is the real one, in-process: the store (SQLite, synchronous
-// full), the audit log, the planner running concurrently (no runbooks, so it
+// normal unless -storage.synchronous says full), the audit log, the planner running concurrently (no runbooks, so it
 // records and closes every alert) and web.Handler, served over TCP on
 // loopback to a keep-alive HTTP/1.1 client. Every alert is new (a unique
 // fingerprint and startsAt), except in the duplicates scenario.
