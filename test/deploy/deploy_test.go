@@ -8,9 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
+
+	composeloader "github.com/compose-spec/compose-go/v2/loader"
+	composetypes "github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
@@ -234,33 +238,38 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 }
 
-// TestCompose checks the compose stack's files: every file it mounts from
-// the repository exists, and the configurations it mounts pass the tools
-// that read them.
+// TestCompose loads the compose stack as docker compose does, with the
+// Compose Specification's own loader and JSON schema (no engine runs
+// here, so this is what "docker compose config" would check), and requires
+// every file it mounts from the repository to exist and the configurations
+// it mounts to pass the tools that read them.
 func TestCompose(t *testing.T) {
 	t.Parallel()
 	root := testenv.RepoRoot(t)
 	dir := filepath.Join(root, "deploy", "compose")
-	b, err := os.ReadFile(filepath.Join(dir, "compose.yaml"))
+	path := filepath.Join(dir, "compose.yaml")
+	project, err := composeloader.LoadWithContext(t.Context(), composetypes.ConfigDetails{
+		WorkingDir:  dir,
+		ConfigFiles: []composetypes.ConfigFile{{Filename: path}},
+		Environment: composetypes.Mapping{},
+	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", path, err)
 	}
-	var c struct {
-		Services map[string]struct {
-			Volumes []string `yaml:"volumes"`
-		} `yaml:"services"`
+	want := []string{"alertmanager", "exporter", "grafana", "healer", "prometheus"}
+	if got := project.ServiceNames(); !slices.Equal(sorted(got), want) {
+		t.Errorf("services: %v, want %v", got, want)
 	}
-	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
-	for name, s := range c.Services {
-		for _, v := range s.Volumes {
-			src := strings.SplitN(v, ":", 2)[0]
-			if !strings.HasPrefix(src, ".") {
+	for name, svc := range project.Services {
+		if svc.Image == "" && svc.Build == nil {
+			t.Errorf("service %s has neither an image nor a build", name)
+		}
+		for _, v := range svc.Volumes {
+			if v.Type != composetypes.VolumeTypeBind || !strings.HasPrefix(v.Source, root) {
 				continue // a named volume or a host path
 			}
-			if _, err := os.Stat(filepath.Join(dir, src)); err != nil {
-				t.Errorf("service %s mounts %s: %v", name, src, err)
+			if _, err := os.Stat(v.Source); err != nil {
+				t.Errorf("service %s mounts %s: %v", name, v.Source, err)
 			}
 		}
 	}
@@ -285,4 +294,10 @@ func TestCompose(t *testing.T) {
 	if out, err := exec.Command(promtool, "check", "config", "--syntax-only", filepath.Join(dir, "prometheus.yml")).CombinedOutput(); err != nil {
 		t.Errorf("promtool check config compose prometheus.yml: %v\n%s", err, out)
 	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }
