@@ -3,6 +3,7 @@ package store
 import (
 	"database/sql"
 	_ "embed"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -93,6 +94,10 @@ func TestMigrateFromV1KeepsAlertsAndQueue(t *testing.T) {
 	if err != nil || !ok {
 		t.Errorf("Resolved after migration: %v, %v", ok, err)
 	}
+	var left int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name IN ('queue', 'alerts_enqueue', 'alerts_v1')`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("version 1's queue, trigger or table left after migration: %d, %v", left, err)
+	}
 	// New alerts are numbered after the migrated ones.
 	refs, err = s.QueuedRefs(ctx, 10)
 	if err != nil || len(refs) != 2 || refs[1].ID <= refs[0].ID {
@@ -171,5 +176,108 @@ func TestQueueOutOfOrderDecisions(t *testing.T) {
 	}
 	if got, want := queued(), " (0 new)"; got != want {
 		t.Errorf("after deciding all: got %s, want %s", got, want)
+	}
+}
+
+// Pruning the newest alerts must not let the next alert take an id at or
+// below the planner's mark, where the planner would never see it.
+func TestAlertAfterPruningEverythingIsQueued(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := Open(t.TempDir(), Options{Synchronous: "normal", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	ctx := t.Context()
+	start := now.Add(-time.Hour)
+	// Resolved alerts, so that Prune may take them all.
+	old := []alertmanager.Alert{alert("00000000000000b1", alertmanager.StatusResolved, start), alert("00000000000000b2", alertmanager.StatusResolved, start)}
+	if _, err := s.Accept(ctx, "webhook", old); err != nil {
+		t.Fatal(err)
+	}
+	refs, err := s.QueuedRefs(ctx, 10)
+	if err != nil || len(refs) != 2 {
+		t.Fatalf("queued: %+v, %v", refs, err)
+	}
+	if err := s.PlanBatch(ctx, []Decision{{ID: refs[0].ID, State: AlertDone}, {ID: refs[1].ID, State: AlertDone}}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(40 * 24 * time.Hour)
+	if pruned, _, err := s.Prune(ctx, Retention{Alerts: 30 * 24 * time.Hour}); err != nil || pruned != 2 {
+		t.Fatalf("pruned %d, %v; want both", pruned, err)
+	}
+	fresh := alert("00000000000000b3", alertmanager.StatusFiring, now)
+	if _, err := s.Accept(ctx, "webhook", []alertmanager.Alert{fresh}); err != nil {
+		t.Fatal(err)
+	}
+	refs, err = s.QueuedRefs(ctx, 10)
+	if err != nil || len(refs) != 1 || refs[0].Key != fresh.Key() {
+		t.Fatalf("after pruning everything, a new alert is queued as %+v (%v); want %s", refs, err, fresh.Key())
+	}
+}
+
+// A version 1 healer started on a version 2 database (a rollback) creates
+// its queue table and trigger again before it fails; the next version 2
+// start removes them, or the queue would grow with every alert.
+func TestOpenDropsAQueueLeftByAnOlderHealer(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "healer.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE queue (alert INTEGER PRIMARY KEY);
+		CREATE TRIGGER alerts_enqueue AFTER INSERT ON alerts BEGIN INSERT INTO queue (alert) VALUES (new.rowid); END;`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	var left int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM sqlite_master WHERE name IN ('queue', 'alerts_enqueue')`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("the older healer's queue or trigger is still there: %d, %v", left, err)
+	}
+}
+
+func TestAlertByKey(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	ctx := t.Context()
+	a := alert("00000000000000c1", alertmanager.StatusFiring, time.Date(2026, 11, 23, 18, 19, 19, 694e6, time.UTC))
+	if _, err := s.Accept(ctx, "webhook", []alertmanager.Alert{a}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.AlertByKey(ctx, a.Key())
+	if err != nil || got.Key != a.Key() || got.Labels["odd"] != a.Labels["odd"] {
+		t.Errorf("AlertByKey(%s) = %+v, %v", a.Key(), got, err)
+	}
+	other := a
+	other.StartsAt = other.StartsAt.Add(time.Nanosecond)
+	if _, err := s.AlertByKey(ctx, other.Key()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("AlertByKey of an alert not stored: %v, want ErrNotFound", err)
+	}
+	if _, err := s.AlertByKey(ctx, "not-a-key"); err == nil || errors.Is(err, ErrNotFound) {
+		t.Errorf("AlertByKey of a malformed key: %v, want an error saying so", err)
 	}
 }

@@ -204,7 +204,7 @@ const schemaVersion = 2
 
 const alertsTable = `
 CREATE TABLE IF NOT EXISTS alerts (
-	id           INTEGER PRIMARY KEY,
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
 	key          TEXT NOT NULL,
 	fingerprint  TEXT NOT NULL,
 	status       TEXT NOT NULL,
@@ -228,6 +228,9 @@ const schema = alertsTable + `
 -- the end of the index, and a commit of many alerts touches a few pages,
 -- not one per alert. Every lookup by key knows the alert's startsAt.
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_key ON alerts(starts_at, key);
+-- ids are never reused (AUTOINCREMENT): pruning the newest alerts must not
+-- give the next one an id at or below the planner's mark.
+--
 -- The planner's queue is the alerts still in state new. id order is
 -- arrival order, and the planner decides alerts in that order, so they all
 -- come after planned_through, the highest id up to which every alert is
@@ -238,6 +241,10 @@ CREATE TABLE IF NOT EXISTS planner (
 	planned_through INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO planner (one, planned_through) VALUES (1, 0);
+-- A version 1 healer started on this database (a rollback) creates its
+-- queue again before it refuses to run; nothing would ever empty it.
+DROP TRIGGER IF EXISTS alerts_enqueue;
+DROP TABLE IF EXISTS queue;
 
 CREATE TABLE IF NOT EXISTS runs (
 	id           TEXT PRIMARY KEY,
@@ -304,18 +311,18 @@ DROP TABLE queue;
 func migrate(db *sql.DB) error {
 	tx, err := db.Begin()
 	if err != nil {
-		return err
+		return fmt.Errorf("migrate: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	var version, tables int
 	if err := tx.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
-		return err
+		return fmt.Errorf("read the schema version: %w", err)
 	}
 	if version > schemaVersion {
 		return fmt.Errorf("the database has schema version %d; this healer knows up to %d (it was written by a newer healer)", version, schemaVersion)
 	}
 	if err := tx.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'alerts'`).Scan(&tables); err != nil {
-		return err
+		return fmt.Errorf("look for the alerts table: %w", err)
 	}
 	if tables > 0 && version < 2 {
 		if _, err := tx.Exec(migrateAlerts); err != nil {
@@ -323,13 +330,16 @@ func migrate(db *sql.DB) error {
 		}
 	}
 	if _, err := tx.Exec(schema); err != nil {
-		return err
+		return fmt.Errorf("create the schema: %w", err)
 	}
 	// user_version takes no bound parameter; schemaVersion is a constant.
 	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
-		return err
+		return fmt.Errorf("set the schema version: %w", err)
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
 }
 
 // AcceptResult says, for each alert of an Accept call in order, whether it
