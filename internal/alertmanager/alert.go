@@ -1,6 +1,8 @@
 package alertmanager
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -93,4 +95,17 @@ const keyTime = "2006-01-02T15:04:05.000000000Z"
 // vmalert re-send them) gives the same key and stays handled.
 func (a Alert) Key() string {
 	return a.Fingerprint + "/" + string(a.Status) + "/" + a.StartsAt.UTC().Format(keyTime)
+}
+
+// KeyStartsAt returns the startsAt a Key was made with.
+func KeyStartsAt(key string) (time.Time, error) {
+	i := strings.LastIndexByte(key, '/')
+	if i < 0 {
+		return time.Time{}, fmt.Errorf("alert key %q has no startsAt", key)
+	}
+	t, err := time.Parse(keyTime, key[i+1:])
+	if err != nil {
+		return time.Time{}, fmt.Errorf("alert key %q: %w", key, err)
+	}
+	return t, nil
 }

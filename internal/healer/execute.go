@@ -61,7 +61,9 @@ func (h *Healer) finish(ctx context.Context, r store.Run, kind audit.Kind, state
 			// effect, and the log says so.
 			lost := h.base(r)
 			lost.Kind, lost.Result, lost.Reason = audit.KindSkipped, "superseded", "the run was no longer "+strings.Join(from, " or ")+" when it was to become "+state
-			return errors.Join(err, h.record(ctx, lost))
+			// Written even when ctx ends (a shutdown): the record above
+			// must not stand uncorrected.
+			return errors.Join(err, h.record(context.WithoutCancel(ctx), lost))
 		}
 		return err
 	}
@@ -212,17 +214,14 @@ func (h *Healer) alertOf(ctx context.Context, run store.Run) (*store.StoredAlert
 	if run.AlertKey == "" {
 		return nil, nil
 	}
-	fp, _, _ := strings.Cut(run.AlertKey, "/")
-	alerts, err := h.opts.Store.Alerts(ctx, fp, 50)
+	a, err := h.opts.Store.AlertByKey(ctx, run.AlertKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil // pruned
+	}
 	if err != nil {
 		return nil, err
 	}
-	for i := range alerts {
-		if alerts[i].Key == run.AlertKey {
-			return &alerts[i], nil
-		}
-	}
-	return nil, nil
+	return &a, nil
 }
 
 // condition runs a runbook query scoped to the alert's labels.

@@ -13,6 +13,9 @@ import (
 // it (names sorted), without its HTML escaping, which is all the column
 // needs, and without reflection, which intake cannot afford per alert.
 func labelsJSON(ls model.LabelSet) string {
+	if ls == nil {
+		return "null"
+	}
 	var stack [24]model.LabelName
 	names := stack[:0]
 	size := 2

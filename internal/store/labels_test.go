@@ -32,6 +32,16 @@ func FuzzLabelsJSON(f *testing.F) {
 	})
 }
 
+func TestLabelsJSONOfNoLabels(t *testing.T) {
+	t.Parallel()
+	for _, ls := range []model.LabelSet{nil, {}} {
+		want, _ := json.Marshal(ls)
+		if got := labelsJSON(ls); got != string(want) {
+			t.Errorf("labelsJSON(%#v) = %s, json.Marshal says %s", ls, got, want)
+		}
+	}
+}
+
 func BenchmarkLabelsJSON(b *testing.B) {
 	ls := model.LabelSet{"alertname": "HealerTestTrigger", "instance": "127.0.0.1:19100", "job": "deus-healer-test", "severity": "warning"}
 	b.Run("labelsJSON", func(b *testing.B) {

@@ -160,6 +160,22 @@ func (s *Store) Alerts(ctx context.Context, fingerprint string, limit int) ([]St
 	return s.queryAlerts(ctx, `ORDER BY id DESC LIMIT ?`, limit)
 }
 
+// AlertByKey returns the alert stored under key, or ErrNotFound.
+func (s *Store) AlertByKey(ctx context.Context, key string) (StoredAlert, error) {
+	starts, err := alertmanager.KeyStartsAt(key)
+	if err != nil {
+		return StoredAlert{}, err
+	}
+	alerts, err := s.queryAlerts(ctx, `WHERE starts_at = ? AND key = ?`, starts.UnixNano(), key)
+	if err != nil {
+		return StoredAlert{}, err
+	}
+	if len(alerts) == 0 {
+		return StoredAlert{}, fmt.Errorf("alert %s: %w", key, ErrNotFound)
+	}
+	return alerts[0], nil
+}
+
 // Resolved reports whether a resolved notification is stored for the
 // firing of fingerprint that started at startsAt.
 func (s *Store) Resolved(ctx context.Context, fingerprint string, startsAt time.Time) (bool, error) {
