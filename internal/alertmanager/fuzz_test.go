@@ -42,6 +42,8 @@ func FuzzDecodeWebhook(f *testing.F) {
 		`{"version":"4","alerts":{}}`,
 		`{"version":"4","alerts":[{"status":"firing","labels":{"a":"b"},"fingerprint":"0123456789abcdef","startsAt":"2026-01-01T00:00:00Z"}]} trailing`,
 		"{\"version\":\"4\"}\n \t",
+		"{}\x00",
+		"{\"version\":\"4\"}\x00 trailing {",
 	} {
 		f.Add([]byte(s))
 	}
@@ -77,6 +79,9 @@ func FuzzDecodeWebhook(f *testing.F) {
 			if want := a.Fingerprint + "/" + string(a.Status) + "/"; !strings.HasPrefix(key, want) || len(key) != len(want)+len(keyTime) {
 				t.Errorf("Decode(%q): alert %d has key %q; want %s and a %d-byte time", body, i, key, want, len(keyTime))
 			}
+			if at, err := KeyStartsAt(key); err != nil || !at.Equal(a.StartsAt) {
+				t.Errorf("Decode(%q): alert %d's key %q gives startsAt %v, %v; want %v", body, i, key, at, err, a.StartsAt)
+			}
 			other := a
 			other.ExternalURL += "-2"
 			if other.Key() != key {
@@ -97,7 +102,7 @@ func sameAsStandardLibrary(t *testing.T, body []byte) {
 		return
 	}
 	var fast, std Message
-	fastErr := fastJSON.Unmarshal(body, &fast)
+	fastErr := fastJSONUnmarshal(body, &fast)
 	stdErr := json.Unmarshal(body, &std)
 	switch {
 	case fastErr == nil && stdErr != nil:

@@ -106,10 +106,20 @@ func Decode(r io.Reader) (*Message, error) {
 	return decode(buf.Bytes())
 }
 
-// fastJSON decodes webhooks in about half the time encoding/json takes, to
-// the same result (FuzzDecodeWebhook compares the two); it is already in
-// the binary through client_golang's API client.
+// fastJSON decodes webhooks faster than encoding/json, to the same result
+// (FuzzDecodeWebhook compares the two); it is already in the binary
+// through client_golang's API client.
 var fastJSON = jsoniter.ConfigCompatibleWithStandardLibrary
+
+// fastJSONUnmarshal decodes body with fastJSON once encoding/json's own
+// scanner has found it valid JSON: fastJSON alone takes some bodies that
+// are not (control characters in strings, anything after a NUL byte).
+func fastJSONUnmarshal(body []byte, msg *Message) error {
+	if !json.Valid(body) {
+		return errors.New("not valid JSON")
+	}
+	return fastJSON.Unmarshal(body, msg)
+}
 
 // bodies are the buffers request bodies are read into, reused so that
 // every webhook does not grow a new one from nothing.
@@ -122,7 +132,7 @@ func decode(body []byte) (*Message, error) {
 		return nil, &ValidationError{Err: errors.New("payload must be a JSON object")}
 	}
 	var msg Message
-	if err := fastJSON.Unmarshal(body, &msg); err != nil {
+	if err := fastJSONUnmarshal(body, &msg); err != nil {
 		// The standard library says where and what is wrong; and what it
 		// takes is what is taken.
 		msg = Message{}
