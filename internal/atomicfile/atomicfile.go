@@ -14,8 +14,10 @@ import (
 )
 
 // Write replaces path with what r yields, with permissions perm. A
-// symbolic link at path is replaced, not followed. On error path is as it
-// was and no temporary file is left.
+// symbolic link at path is replaced, not followed. No temporary file is
+// left. On an error before the rename path is as it was; after it (the
+// folder's fsync failed) path holds the new content, which a crash may
+// still undo.
 func Write(path string, r io.Reader, perm fs.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")

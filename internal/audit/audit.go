@@ -266,9 +266,10 @@ const maxKeptBatchBuf = 1 << 20
 
 // AppendBatch appends recs in order with one write and one fsync, and
 // returns them as written: recs itself, each record normalized, redacted
-// and sealed (Seq, Time, Prev, Hash) in place. Their fields and argv are
-// copied before anything in them changes, never modified. Either every
-// record is on disk or, with an error, none is. A batch that would rotate the log is appended one record
+// and sealed (Seq, Time, Prev, Hash) in place, also when it fails. The
+// records' fields and argv are copied before anything in them changes,
+// never modified. Either every record is on disk or, with an error, none
+// is. A batch that would rotate the log is appended one record
 // at a time instead (each fsync'd), and may then stop part-way; the error
 // says so and the records before it are written.
 func (l *Log) AppendBatch(ctx context.Context, recs []Record) ([]Record, error) {
@@ -328,15 +329,14 @@ func (l *Log) AppendBatch(ctx context.Context, recs []Record) ([]Record, error) 
 		seq, prev = rec.Seq, rec.Hash
 	}
 	if l.dueRotation(now, int64(len(buf))) {
-		out := make([]Record, 0, len(prepared))
 		for i, rec := range recs {
 			w, err := l.append(rec) // normalized and redacted above
 			if err != nil {
-				return out, fmt.Errorf("record %d of %d: %w", i, len(recs), err)
+				return recs[:i], fmt.Errorf("record %d of %d: %w", i, len(recs), err)
 			}
-			out = append(out, w)
+			recs[i] = w
 		}
-		return out, nil
+		return recs, nil
 	}
 	if l.f == nil {
 		if _, err := l.openCurrent(); err != nil {

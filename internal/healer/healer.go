@@ -414,10 +414,11 @@ func (h *Healer) planNew(ctx context.Context) error {
 		}
 		var (
 			// A received and a matched record per alert, in most batches.
-			recs      = make([]audit.Record, 0, 2*len(alerts))
-			decisions = make([]store.Decision, 0, len(alerts))
-			runs      []store.Run
-			decided   = make([]store.StoredAlert, 0, len(alerts))
+			recs       = make([]audit.Record, 0, 2*len(alerts))
+			decisions  = make([]store.Decision, 0, len(alerts))
+			runs       []store.Run
+			decided    = make([]store.StoredAlert, 0, len(alerts))
+			nUnmatched int
 		)
 		flush := func() error {
 			if len(recs) > 0 {
@@ -436,7 +437,10 @@ func (h *Healer) planNew(ctx context.Context) error {
 				h.start(ctx, r, false)
 			}
 			h.planned(decided)
-			recs, decisions, runs, decided = recs[:0], decisions[:0], runs[:0], decided[:0]
+			if nUnmatched > 0 {
+				h.logger.Info("alerts_unmatched", "alerts", nUnmatched, "note", "no runbook matches them; each is in the audit log")
+			}
+			recs, decisions, runs, decided, nUnmatched = recs[:0], decisions[:0], runs[:0], decided[:0], 0
 			return nil
 		}
 		for _, a := range alerts {
@@ -460,6 +464,9 @@ func (h *Healer) planNew(ctx context.Context) error {
 				return fmt.Errorf("plan %s: %w", a.Key, err)
 			}
 			recs, decisions, decided = append(recs, r...), append(decisions, d), append(decided, a)
+			if last := r[len(r)-1]; last.Kind == audit.KindMatched && last.Result == unmatched {
+				nUnmatched++
+			}
 			if run != nil {
 				runs = append(runs, *run)
 			}
@@ -498,9 +505,10 @@ func (h *Healer) plan(a store.StoredAlert, stale bool) ([]audit.Record, store.De
 	mrec := base
 	mrec.Kind = audit.KindMatched
 	if rb == nil {
-		mrec.Result, mrec.Reason = "none", "no runbook matches a "+string(a.Status)+" alert with these labels"
-		// Most alerts match nothing, a storm of them included: at debug,
-		// as the audit log and the API say it for each already.
+		mrec.Result, mrec.Reason = unmatched, "no runbook matches a "+string(a.Status)+" alert with these labels"
+		// Most alerts match nothing, a storm of them included: one by one
+		// at debug (the audit log and the API have each), counted at info
+		// by planNew.
 		h.logger.Debug("alert_unmatched", "fingerprint", a.Fingerprint, "alertname", name, "status", string(a.Status))
 		return []audit.Record{mrec}, store.Decision{ID: a.ID, State: store.AlertDone, Note: mrec.Reason}, nil, nil
 	}
@@ -516,6 +524,10 @@ func (h *Healer) plan(a store.StoredAlert, stale bool) ([]audit.Record, store.De
 	h.logger.Info("run_planned", "run_id", run.ID, "fingerprint", a.Fingerprint, "alertname", name, "runbook", rb.Name, "action", run.Action, "target", run.Target)
 	return []audit.Record{mrec}, store.Decision{ID: a.ID, State: store.AlertPlanned, Runs: []store.Run{run}}, &run, nil
 }
+
+// unmatched is the result of the matched record of an alert no runbook
+// matches.
+const unmatched = "none"
 
 // match returns the first runbook, in file order, that matches labels and
 // acts on status: one alert, at most one runbook, as an Alertmanager route
