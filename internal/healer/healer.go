@@ -235,11 +235,11 @@ func (h *Healer) queued(ctx context.Context, limit int) ([]store.StoredAlert, er
 	return out, nil
 }
 
-// planned forgets the alerts the planner decided on.
-func (h *Healer) planned(alerts []store.StoredAlert) {
+// planned forgets the alerts the planner decided on, by key.
+func (h *Healer) planned(keys []string) {
 	h.freshMu.Lock()
-	for _, a := range alerts {
-		delete(h.fresh, a.Key)
+	for _, k := range keys {
+		delete(h.fresh, k)
 	}
 	h.freshMu.Unlock()
 }
@@ -417,7 +417,7 @@ func (h *Healer) planNew(ctx context.Context) error {
 			recs       = make([]audit.Record, 0, 2*len(alerts))
 			decisions  = make([]store.Decision, 0, len(alerts))
 			runs       []store.Run
-			decided    = make([]store.StoredAlert, 0, len(alerts))
+			decided    = make([]string, 0, len(alerts)) // keys
 			nUnmatched int
 		)
 		flush := func() error {
@@ -463,7 +463,7 @@ func (h *Healer) planNew(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("plan %s: %w", a.Key, err)
 			}
-			recs, decisions, decided = append(recs, r...), append(decisions, d), append(decided, a)
+			recs, decisions, decided = append(recs, r...), append(decisions, d), append(decided, a.Key)
 			if last := r[len(r)-1]; last.Kind == audit.KindMatched && last.Result == unmatched {
 				nUnmatched++
 			}
