@@ -184,15 +184,7 @@ func TestQueueOutOfOrderDecisions(t *testing.T) {
 func TestAlertAfterPruningEverythingIsQueued(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s, err := Open(t.TempDir(), Options{Synchronous: "normal", Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	s := openWithClock(t, func() time.Time { return now })
 	ctx := t.Context()
 	start := now.Add(-time.Hour)
 	// Resolved alerts, so that Prune may take them all.

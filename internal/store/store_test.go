@@ -25,7 +25,14 @@ func alert(fp string, status alertmanager.Status, start time.Time) alertmanager.
 
 func open(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(t.TempDir(), Options{Synchronous: "normal"})
+	return openWithClock(t, nil)
+}
+
+// openWithClock opens a store in a temporary folder with now as its clock
+// (nil: time.Now), closed when the test ends.
+func openWithClock(t *testing.T, now func() time.Time) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir(), Options{Synchronous: "normal", Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,16 +193,7 @@ func TestRunsAndGuards(t *testing.T) {
 func TestPruneKeepsUnresolvedFirings(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	s, err := Open(t.TempDir(), Options{Synchronous: "normal", Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	s := openWithClock(t, func() time.Time { return now })
 	ctx := t.Context()
 	start := now.Add(-time.Hour)
 	open := alert("00000000000000a1", alertmanager.StatusFiring, start)
