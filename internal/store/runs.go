@@ -653,14 +653,24 @@ func (s *Store) Prune(ctx context.Context, ret Retention) (alerts, runs int64, e
 	if ret.Alerts > 0 {
 		// A firing alert with no resolution stored is kept, however old:
 		// Alertmanager's repeat notifications of it must stay duplicates.
-		res, err := s.w.ExecContext(ctx, `DELETE FROM alerts WHERE received_at < ? AND state != 'new'
-			AND NOT (status = 'firing' AND replace(key, '/firing/', '/resolved/') NOT IN (SELECT key FROM alerts WHERE status = 'resolved'))
-			AND key NOT IN (SELECT alert_key FROM runs WHERE state IN ('pending', 'waiting', 'approved', 'running'))`,
-			now.Add(-ret.Alerts).UnixNano())
+		// The planner's mark comes down to the newest alert left, in the
+		// same transaction: SQLite numbers a new alert after the highest
+		// id there is, which must be above the mark (see the schema).
+		err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM alerts WHERE received_at < ? AND state != 'new'
+				AND NOT (status = 'firing' AND replace(key, '/firing/', '/resolved/') NOT IN (SELECT key FROM alerts WHERE status = 'resolved'))
+				AND key NOT IN (SELECT alert_key FROM runs WHERE state IN ('pending', 'waiting', 'approved', 'running'))`,
+				now.Add(-ret.Alerts).UnixNano())
+			if err != nil {
+				return err
+			}
+			alerts, _ = res.RowsAffected()
+			_, err = tx.ExecContext(ctx, `UPDATE planner SET planned_through = MIN(planned_through, COALESCE((SELECT MAX(id) FROM alerts), 0))`)
+			return err
+		})
 		if err != nil {
 			return 0, runs, fmt.Errorf("prune alerts: %w", err)
 		}
-		alerts, _ = res.RowsAffected()
 	}
 	return alerts, runs, nil
 }

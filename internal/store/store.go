@@ -204,7 +204,7 @@ const schemaVersion = 2
 
 const alertsTable = `
 CREATE TABLE IF NOT EXISTS alerts (
-	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	id           INTEGER PRIMARY KEY,
 	key          TEXT NOT NULL,
 	fingerprint  TEXT NOT NULL,
 	status       TEXT NOT NULL,
@@ -228,8 +228,10 @@ const schema = alertsTable + `
 -- the end of the index, and a commit of many alerts touches a few pages,
 -- not one per alert. Every lookup by key knows the alert's startsAt.
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_key ON alerts(starts_at, key);
--- ids are never reused (AUTOINCREMENT): pruning the newest alerts must not
--- give the next one an id at or below the planner's mark.
+-- A new alert's id is one more than the highest there is. Prune, the only
+-- thing that deletes alerts, brings the planner's mark down to the highest
+-- id left in the same transaction, so a new alert always lands above the
+-- mark. (AUTOINCREMENT would do it at the cost of a write per insert.)
 --
 -- The planner's queue is the alerts still in state new. id order is
 -- arrival order, and the planner decides alerts in that order, so they all
