@@ -60,3 +60,20 @@ func VerifyAudit(t testing.TB, healer, dir string) {
 	}
 	t.Logf("%s", strings.TrimSpace(string(out)))
 }
+
+// RunCommand runs bin with args to completion and returns its exit code
+// and combined output. A command that could not be run at all fails t.
+func RunCommand(t testing.TB, bin string, args ...string) (int, string) {
+	t.Helper()
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &ee):
+		return ee.ExitCode(), string(out)
+	default:
+		t.Fatalf("%s %s: %v", filepath.Base(bin), strings.Join(args, " "), err)
+		return -1, ""
+	}
+}

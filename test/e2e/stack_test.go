@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -319,18 +318,7 @@ func (h *healer) runs() []run {
 // output.
 func (h *healer) cli(args ...string) (int, string) {
 	h.t.Helper()
-	args = append(args, "--healer.url="+h.url, "--api.token-file="+h.apiTokenFile, "--by=e2e")
-	out, err := exec.Command(healerBin, args...).CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, string(out)
-	case errors.As(err, &ee):
-		return ee.ExitCode(), string(out)
-	default:
-		h.t.Fatalf("healer %s: %v", strings.Join(args, " "), err)
-		return -1, ""
-	}
+	return testenv.RunCommand(h.t, healerBin, append(args, "--healer.url="+h.url, "--api.token-file="+h.apiTokenFile, "--by=e2e")...)
 }
 
 // auditRecord is the part of an audit line the tests read.

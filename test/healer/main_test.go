@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -210,19 +209,7 @@ func (h *healer) runs(query string) []run {
 // code and output.
 func (h *healer) cli(args ...string) (int, string) {
 	h.t.Helper()
-	args = append(args, "--healer.url="+h.url, "--api.token-file="+h.apiTokFile, "--by=e2e-test")
-	cmd := exec.Command(healerBin, args...)
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, string(out)
-	case errors.As(err, &ee):
-		return ee.ExitCode(), string(out)
-	default:
-		h.t.Fatalf("healer %s: %v", strings.Join(args, " "), err)
-		return -1, ""
-	}
+	return testenv.RunCommand(h.t, healerBin, append(args, "--healer.url="+h.url, "--api.token-file="+h.apiTokFile, "--by=e2e-test")...)
 }
 
 // verifyAudit runs `healer audit verify` on the server's audit log and
