@@ -33,6 +33,7 @@ type Config struct {
 	Alertmanager *Endpoint  `yaml:"alertmanager"`
 	Webhook      Webhook    `yaml:"webhook"`
 	API          API        `yaml:"api"`
+	Approvals    Approvals  `yaml:"approvals"`
 	Storage      Storage    `yaml:"storage"`
 	Audit        Audit      `yaml:"audit"`
 	Actions      Actions    `yaml:"actions"`
@@ -87,6 +88,19 @@ type API struct {
 	// BearerTokenFile holds the token API clients send as
 	// "Authorization: Bearer <token>"; `healer approve` reads it too.
 	BearerTokenFile string `yaml:"bearer_token_file"`
+	// AllowedHosts are host names, besides loopback ones, that requests
+	// nothing authenticates may name in their Host header (for a healer
+	// reached through a local alias). Without authentication every other
+	// Host is refused, so that a web page cannot rebind its own name to
+	// the healer's address and read or drive it.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+}
+
+// Approvals is how runs above the tier ceiling are decided.
+type Approvals struct {
+	// DistinctApprover refuses an approval by the principal that asked for
+	// the run (four eyes), and any approval that nothing authenticated.
+	DistinctApprover bool `yaml:"distinct_approver"`
 }
 
 // Storage is where the healer keeps its state.
@@ -598,6 +612,11 @@ func (c *Config) validate(specs []action.Spec) error {
 		}
 		if err := e.HTTPConfig.Validate(); err != nil {
 			bad(err.Error(), name, "http_config")
+		}
+	}
+	for i, h := range c.API.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/@:?# \t\n") {
+			bad(fmt.Sprintf("%q: want a host name without scheme, port or path", h), "api", "allowed_hosts", i)
 		}
 	}
 	if c.Storage.Synchronous != "full" && c.Storage.Synchronous != "normal" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -464,7 +465,7 @@ func (h *Healer) verify(ctx context.Context, v *config.Verify, labels map[string
 func (h *Healer) fail(ctx context.Context, run store.Run, rb *config.Runbook, why string) error {
 	state := store.RunFailed
 	if rb == nil || rb.ShouldRollback() {
-		rolled, err := h.rollbackSteps(ctx, &run, "automatic, after: "+why)
+		rolled, err := h.rollbackSteps(ctx, &run, "automatic, after: "+why, nil)
 		if err != nil {
 			return err
 		}
@@ -539,7 +540,8 @@ func (h *Healer) escalate(ctx context.Context, run store.Run, reason string) err
 
 // rollbackSteps undoes the run's steps that can be undone, newest first, and
 // returns how many it undid.
-func (h *Healer) rollbackSteps(ctx context.Context, run *store.Run, why string) (int, error) {
+// who, when not nil, names who asked for it (Actor.fields) in its records.
+func (h *Healer) rollbackSteps(ctx context.Context, run *store.Run, why string, who map[string]string) (int, error) {
 	n := 0
 	for i := len(run.Steps) - 1; i >= 0; i-- {
 		st := &run.Steps[i]
@@ -555,6 +557,7 @@ func (h *Healer) rollbackSteps(ctx context.Context, run *store.Run, why string) 
 		start := h.base(*run)
 		start.Kind, start.Action, start.Target, start.Result, start.Reason = audit.KindRolledBack, st.Action, st.Target, "started", why
 		start.Fields = map[string]string{"step": strconv.Itoa(i)}
+		maps.Copy(start.Fields, who)
 		if err := h.record(ctx, start); err != nil {
 			return n, err
 		}
@@ -562,6 +565,7 @@ func (h *Healer) rollbackSteps(ctx context.Context, run *store.Run, why string) 
 		rec := h.base(*run)
 		rec.Kind, rec.Action, rec.Target, rec.Reason = audit.KindRolledBack, st.Action, st.Target, why
 		rec.Fields = map[string]string{"step": strconv.Itoa(i)}
+		maps.Copy(rec.Fields, who)
 		if res.Summary != "" {
 			rec.Fields["summary"] = res.Summary
 		}
@@ -590,16 +594,23 @@ func (h *Healer) rollbackSteps(ctx context.Context, run *store.Run, why string) 
 var ErrNotAllowed = errors.New("not allowed in the run's state")
 
 // Approve approves a run waiting for approval and starts it.
-func (h *Healer) Approve(ctx context.Context, id, by string) error {
+func (h *Healer) Approve(ctx context.Context, id string, by Actor) error {
 	return h.decide(ctx, id, by, true)
 }
 
 // Deny denies a run waiting for approval.
-func (h *Healer) Deny(ctx context.Context, id, by string) error {
+func (h *Healer) Deny(ctx context.Context, id string, by Actor) error {
 	return h.decide(ctx, id, by, false)
 }
 
-func (h *Healer) decide(ctx context.Context, id, by string, approve bool) error {
+// requesterKey is the run label naming the principal that asked for a run
+// by hand, which four eyes compares the approver with.
+const requesterKey = "requested_principal"
+
+func (h *Healer) decide(ctx context.Context, id string, actor Actor, approve bool) error {
+	if err := actor.Validate(); err != nil {
+		return err
+	}
 	run, err := h.opts.Store.Run(ctx, id)
 	if err != nil {
 		return err
@@ -610,8 +621,17 @@ func (h *Healer) decide(ctx context.Context, id, by string, approve bool) error 
 	if !h.now().Before(run.ExpiresAt) {
 		return fmt.Errorf("run %s: its approval expired at %s: %w", id, run.ExpiresAt.Format(time.RFC3339), ErrNotAllowed)
 	}
+	if approve && h.cfg.Load().Approvals.DistinctApprover {
+		switch {
+		case actor.Principal == "":
+			return fmt.Errorf("run %s: approvals.distinct_approver is set and this request is not authenticated, so who approves cannot be told from who asked: %w", id, ErrNotAllowed)
+		case actor.Principal == run.Labels[requesterKey]:
+			return fmt.Errorf("run %s: %s asked for it and cannot approve it too (approvals.distinct_approver): %w", id, actor.Principal, ErrNotAllowed)
+		}
+	}
+	by := actor.String()
 	rec := h.base(run)
-	rec.Fields = map[string]string{"by": by}
+	rec.Fields = actor.fields()
 	state := store.RunDenied
 	if approve {
 		rec.Kind, state = audit.KindApproved, store.RunApproved
@@ -678,7 +698,10 @@ func (h *Healer) expireApprovals(ctx context.Context) error {
 }
 
 // Rollback undoes a finished run by hand.
-func (h *Healer) Rollback(ctx context.Context, id, by string) (store.Run, error) {
+func (h *Healer) Rollback(ctx context.Context, id string, by Actor) (store.Run, error) {
+	if err := by.Validate(); err != nil {
+		return store.Run{}, err
+	}
 	run, err := h.opts.Store.Run(ctx, id)
 	if err != nil {
 		return run, err
@@ -701,10 +724,10 @@ func (h *Healer) Rollback(ctx context.Context, id, by string) (store.Run, error)
 	if err := h.opts.Store.UpdateRun(ctx, id, store.Update{State: store.RunRollingBack}, before); err != nil {
 		return run, err
 	}
-	n, err := h.rollbackSteps(ctx, &run, "by hand, by "+by)
-	state, reason := store.RunRolledBack, "rolled back by "+by
+	n, err := h.rollbackSteps(ctx, &run, "by hand, by "+by.String(), by.fields())
+	state, reason := store.RunRolledBack, "rolled back by "+by.String()
 	if n == 0 {
-		state, reason = before, "a rollback by "+by+" undid nothing"
+		state, reason = before, "a rollback by "+by.String()+" undid nothing"
 	}
 	if uerr := h.opts.Store.UpdateRun(ctx, id, store.Update{State: state, Reason: reason}, store.RunRollingBack); uerr != nil {
 		return run, errors.Join(err, uerr)
@@ -721,7 +744,10 @@ func (h *Healer) Rollback(ctx context.Context, id, by string) (store.Run, error)
 // RunAction runs one action by hand, through the same guards (the tier
 // ceiling; an action above it needs approval like any other run) and the
 // same audit, and waits for it. It returns the run as it ended, or waiting.
-func (h *Healer) RunAction(ctx context.Context, name string, raw map[string]string, dryRun bool, by string) (store.Run, error) {
+func (h *Healer) RunAction(ctx context.Context, name string, raw map[string]string, dryRun bool, by Actor) (store.Run, error) {
+	if err := by.Validate(); err != nil {
+		return store.Run{}, err
+	}
 	act, ok := h.opts.Actions.Get(name)
 	if !ok {
 		return store.Run{}, fmt.Errorf("unknown action %q", name)
@@ -735,26 +761,29 @@ func (h *Healer) RunAction(ctx context.Context, name string, raw map[string]stri
 		ID: newID(), Alertname: "", Action: name, Target: targetOf(spec, params), Tier: spec.Tier.String(),
 		DryRun: dryRun || h.cfg.Load().Global.DryRun, State: store.RunPending, CreatedAt: h.now(),
 		Steps:  []store.StepRecord{{Action: name, Params: params, Target: targetOf(spec, params)}},
-		Labels: map[string]string{"requested_by": by},
+		Labels: map[string]string{"requested_by": by.String(), requesterKey: by.Principal},
 	}
-	if err := h.opts.Store.InsertRun(ctx, run); err != nil {
-		return run, err
-	}
-	rec := h.base(run)
-	rec.Kind, rec.Fields = "requested", map[string]string{"by": by}
-	if err := h.record(ctx, rec); err != nil {
-		return run, err
-	}
+	// Marked active before it is stored, so that resume (which starts the
+	// pending runs nothing in this process executes) cannot start it too.
 	h.mu.Lock()
 	h.active[run.ID] = true
 	h.wg.Add(1)
 	h.mu.Unlock()
-	err = h.execute(h.lifetime(ctx), run, false)
-	h.mu.Lock()
-	delete(h.active, run.ID)
-	h.mu.Unlock()
-	h.wg.Done()
-	if err != nil {
+	defer func() {
+		h.mu.Lock()
+		delete(h.active, run.ID)
+		h.mu.Unlock()
+		h.wg.Done()
+	}()
+	if err := h.opts.Store.InsertRun(ctx, run); err != nil {
+		return run, err
+	}
+	rec := h.base(run)
+	rec.Kind, rec.Fields = "requested", by.fields()
+	if err := h.record(ctx, rec); err != nil {
+		return run, err
+	}
+	if err := h.execute(h.lifetime(ctx), run, false); err != nil {
 		return run, err
 	}
 	return h.opts.Store.Run(ctx, run.ID)

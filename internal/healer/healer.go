@@ -253,6 +253,9 @@ func (h *Healer) Run(ctx context.Context) error {
 	close(h.started)
 	defer h.wg.Wait()
 	if err := h.recover(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while recovering: the next start recovers again
+		}
 		return fmt.Errorf("recover: %w", err)
 	}
 	t := time.NewTicker(h.opts.PollInterval)

@@ -430,17 +430,17 @@ func TestApproval(t *testing.T) {
 	if got := states(runs); got != store.RunWaiting {
 		t.Fatalf("a medium-tier run above a low ceiling: got %s, want waiting", got)
 	}
-	if err := e.h.Deny(t.Context(), "nope", "ops"); !errors.Is(err, store.ErrNotFound) {
+	if err := e.h.Deny(t.Context(), "nope", Actor{Principal: "user:ops"}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Deny of a missing run: got %v", err)
 	}
-	if err := e.h.Approve(t.Context(), runs[0].ID, "alice"); err != nil {
+	if err := e.h.Approve(t.Context(), runs[0].ID, Actor{Principal: "user:alice"}); err != nil {
 		t.Fatal(err)
 	}
 	runs = e.settle()
-	if got := states(runs); got != store.RunSucceeded || runs[0].DecidedBy != "alice" {
-		t.Errorf("after approval: got %s by %q, want succeeded by alice", got, runs[0].DecidedBy)
+	if got := states(runs); got != store.RunSucceeded || runs[0].DecidedBy != "user:alice" {
+		t.Errorf("after approval: got %s by %q, want succeeded by user:alice", got, runs[0].DecidedBy)
 	}
-	if err := e.h.Approve(t.Context(), runs[0].ID, "bob"); !errors.Is(err, ErrNotAllowed) {
+	if err := e.h.Approve(t.Context(), runs[0].ID, Actor{Principal: "user:bob"}); !errors.Is(err, ErrNotAllowed) {
 		t.Errorf("approving twice: got %v, want ErrNotAllowed", err)
 	}
 	if n, _ := e.act.count(); n != 1 {
@@ -574,14 +574,14 @@ func TestRollbackByHand(t *testing.T) {
 	e := newEnv(t, restart)
 	e.post("webhook-firing.json", nil)
 	runs := e.settle()
-	run, err := e.h.Rollback(t.Context(), runs[0].ID, "ops")
+	run, err := e.h.Rollback(t.Context(), runs[0].ID, Actor{Principal: "user:ops"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if run.State != store.RunRolledBack || run.Steps[0].State != "rolled_back" {
 		t.Errorf("after rollback: run %s, step %s", run.State, run.Steps[0].State)
 	}
-	if _, err := e.h.Rollback(t.Context(), runs[0].ID, "ops"); !errors.Is(err, ErrNotAllowed) {
+	if _, err := e.h.Rollback(t.Context(), runs[0].ID, Actor{Principal: "user:ops"}); !errors.Is(err, ErrNotAllowed) {
 		t.Errorf("rolling back twice: got %v, want ErrNotAllowed", err)
 	}
 }
@@ -642,5 +642,62 @@ func TestFinishThatLosesItsRaceIsCorrected(t *testing.T) {
 	kinds := auditKinds(t, e.dir)
 	if !strings.HasSuffix(kinds, "finished:succeeded skipped:superseded") {
 		t.Errorf("audit: got %s, want it to end with finished:succeeded skipped:superseded", kinds)
+	}
+}
+
+func TestFourEyesRefusesSelfApproval(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, strings.Replace(restart, "max_tier: medium}", "max_tier: low}\napprovals: {distinct_approver: true}", 1))
+	alice := Actor{Principal: "user:alice", Claimed: "alice"}
+	run, err := e.h.RunAction(t.Context(), "restart_service", map[string]string{"unit": "nginx.service"}, false, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.State != store.RunWaiting || run.Labels["requested_principal"] != "user:alice" {
+		t.Fatalf("a medium run asked for by alice above a low ceiling: got %s requested by %q, want waiting, requested by user:alice", run.State, run.Labels["requested_principal"])
+	}
+	for name, by := range map[string]Actor{
+		"the requester under another claimed name": {Principal: "user:alice", Claimed: "bob"},
+		"nobody authenticated":                     {Claimed: "bob"},
+	} {
+		if err := e.h.Approve(t.Context(), run.ID, by); !errors.Is(err, ErrNotAllowed) || !strings.Contains(err.Error(), "distinct_approver") {
+			t.Errorf("approval by %s: got %v, want ErrNotAllowed naming approvals.distinct_approver", name, err)
+		}
+	}
+	if n, _ := e.act.count(); n != 0 {
+		t.Fatalf("the action ran %d times before anyone else approved", n)
+	}
+	if err := e.h.Approve(t.Context(), run.ID, Actor{Principal: "user:bob", Claimed: "Bob"}); err != nil {
+		t.Fatalf("approval by another principal: %v", err)
+	}
+	runs := e.settle()
+	if got, want := runs[0].DecidedBy, `"Bob" (user:bob)`; got != want {
+		t.Errorf("decided by: got %q, want %q", got, want)
+	}
+}
+
+func TestClaimedNamesAreValidatedEverywhere(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, restart)
+	for name, claimed := range map[string]string{
+		"900 KB":          strings.Repeat("a", 900<<10),
+		"a newline":       "ops\nkind: approved",
+		"a NUL":           "ops\x00",
+		"not UTF-8":       "ops\xff",
+		"a bidi override": "ops\u202e",
+	} {
+		by := Actor{Principal: "user:ops", Claimed: claimed}
+		if _, err := e.h.RunAction(t.Context(), "restart_service", map[string]string{"unit": "nginx.service"}, true, by); !errors.Is(err, ErrInvalidActor) {
+			t.Errorf("RunAction by a name with %s: got %v, want ErrInvalidActor", name, err)
+		}
+		if err := e.h.Approve(t.Context(), "any", by); !errors.Is(err, ErrInvalidActor) {
+			t.Errorf("Approve by a name with %s: got %v, want ErrInvalidActor", name, err)
+		}
+		if _, err := e.h.Rollback(t.Context(), "any", by); !errors.Is(err, ErrInvalidActor) {
+			t.Errorf("Rollback by a name with %s: got %v, want ErrInvalidActor", name, err)
+		}
+	}
+	if runs := e.settle(); len(runs) != 0 {
+		t.Errorf("%d runs were created by requests with invalid names", len(runs))
 	}
 }

@@ -1,0 +1,76 @@
+package healer
+
+import (
+	"errors"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Actor is who asked for something by hand: the principal the request
+// authenticated as, and the name the client claimed. The principal is what
+// the audit and the run hold as the decider; the claimed name is kept
+// beside it, never instead of it, since any client can claim any name.
+type Actor struct {
+	// Principal is what authenticated the request: "user:NAME" (basic
+	// auth), "cert:SUBJECT" (a verified client certificate),
+	// "token:FILE" (the bearer token read from FILE), or "" when nothing
+	// did (an unauthenticated request on loopback).
+	Principal string
+	// Claimed is the name the client gave ("by"); may be empty.
+	Claimed string
+}
+
+// Anonymous is how an actor with no principal is recorded.
+const Anonymous = "anonymous (unauthenticated, loopback)"
+
+// MaxClaimedName is the longest claimed name accepted, in bytes.
+const MaxClaimedName = 128
+
+// ErrInvalidActor is returned for a claimed name that is not a short line
+// of printable text.
+var ErrInvalidActor = errors.New("invalid name")
+
+// Validate refuses a claimed name that could not be shown on one line of an
+// audit record or a page: too long, not UTF-8, or holding control or
+// invisible formatting characters.
+func (a Actor) Validate() error {
+	if len(a.Claimed) > MaxClaimedName {
+		return fmt.Errorf("by: %d bytes, at most %d: %w", len(a.Claimed), MaxClaimedName, ErrInvalidActor)
+	}
+	if !utf8.ValidString(a.Claimed) {
+		return fmt.Errorf("by: not UTF-8: %w", ErrInvalidActor)
+	}
+	for i, r := range a.Claimed {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == unicode.ReplacementChar {
+			return fmt.Errorf("by: character %U at byte %d is not printable: %w", r, i, ErrInvalidActor)
+		}
+	}
+	return nil
+}
+
+// Who is the principal as recorded: Anonymous when there is none.
+func (a Actor) Who() string {
+	if a.Principal == "" {
+		return Anonymous
+	}
+	return a.Principal
+}
+
+// String is the decider as the run holds it and the log says it: the
+// principal, with the claimed name when it says something more.
+func (a Actor) String() string {
+	if a.Claimed == "" || a.Claimed == a.Principal {
+		return a.Who()
+	}
+	return fmt.Sprintf("%q (%s)", a.Claimed, a.Who())
+}
+
+// fields are the audit record's fields naming the actor.
+func (a Actor) fields() map[string]string {
+	f := map[string]string{"principal": a.Who()}
+	if a.Claimed != "" {
+		f["by"] = a.Claimed
+	}
+	return f
+}
