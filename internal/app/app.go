@@ -12,7 +12,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -40,6 +39,7 @@ import (
 	"github.com/deus-ex-machina/deus/internal/config"
 	"github.com/deus-ex-machina/deus/internal/exporter"
 	"github.com/deus-ex-machina/deus/internal/healer"
+	"github.com/deus-ex-machina/deus/internal/listener"
 	"github.com/deus-ex-machina/deus/internal/query"
 	"github.com/deus-ex-machina/deus/internal/standalone"
 	"github.com/deus-ex-machina/deus/internal/store"
@@ -141,7 +141,15 @@ func Serve(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := checkAuth(cfg, o.WebFlags); err != nil {
+	webConfig, err := listener.NewWebConfig(webConfigFile(o.WebFlags))
+	if err != nil {
+		return err
+	}
+	if err := checkAuth(cfg, webConfig, o.WebFlags); err != nil {
+		return err
+	}
+	access, err := dweb.NewAccess(tokens, webConfig, cfg.API.AllowedHosts, logger)
+	if err != nil {
 		return err
 	}
 
@@ -238,7 +246,7 @@ func Serve(ctx context.Context, o Options) error {
 		defer reloadMu.Unlock()
 		ncfg, err := LoadConfig(o.ConfigFile)
 		if err == nil {
-			err = checkAuth(ncfg, o.WebFlags)
+			err = checkAuth(ncfg, webConfig, o.WebFlags)
 		}
 		if err == nil {
 			err = needsRestart(h.Config(), ncfg)
@@ -248,6 +256,10 @@ func Serve(ctx context.Context, o Options) error {
 			return err
 		}
 		if err := tokens.Load(ncfg.Webhook.BearerTokenFile, ncfg.API.BearerTokenFile); err != nil {
+			logger.Error("reload_failed", "err", err)
+			return err
+		}
+		if err := access.SetHosts(ncfg.API.AllowedHosts); err != nil {
 			logger.Error("reload_failed", "err", err)
 			return err
 		}
@@ -270,18 +282,14 @@ func Serve(ctx context.Context, o Options) error {
 		Store: st, Querier: querier, Mode: mode, Host: host, Version: ver, Logger: logger,
 		DryRun: func() bool { return h.Config().Global.DryRun },
 	})
-	handler := dweb.Handler(dweb.Options{
+	opts := dweb.Options{
 		Healer: h, Store: st, Actions: reg, Gatherer: promReg, Logger: logger, Reload: reload, Ready: ready.Load,
 		Status: status,
-	}, tokens, func() int64 { return int64(h.Config().Webhook.MaxBodySize) })
-	if embedded != nil {
-		mux := http.NewServeMux()
-		mux.Handle("/", handler)
-		// The embedded Prometheus' query API, for Grafana (a Prometheus
-		// data source with this URL) and promtool-style clients.
-		mux.Handle("/prometheus/", http.StripPrefix("/prometheus", tokens.ProtectAPI(embedded.Handler())))
-		handler = mux
 	}
+	if embedded != nil {
+		opts.Prometheus = embedded.Handler()
+	}
+	handler := dweb.Handler(opts, access, func() int64 { return int64(h.Config().Webhook.MaxBodySize) })
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -405,29 +413,33 @@ func expireBlocks(ctx context.Context, reg *action.Registry, logger *slog.Logger
 	}
 }
 
+// webConfigFile is the --web.config.file flag's value, "" for none.
+func webConfigFile(wf *web.FlagConfig) string {
+	if wf == nil || wf.WebConfigFile == nil {
+		return ""
+	}
+	return *wf.WebConfigFile
+}
+
 // checkAuth refuses to serve without authentication anywhere but on
-// loopback: the webhook starts actions and the API approves them.
-func checkAuth(cfg *config.Config, wf *web.FlagConfig) error {
-	if cfg.Webhook.BearerTokenFile != "" && cfg.API.BearerTokenFile != "" {
-		return nil
-	}
-	if wf != nil && wf.WebConfigFile != nil && *wf.WebConfigFile != "" {
-		return nil // basic auth or client certificates from the web config
-	}
+// loopback: the webhook starts actions and the API approves them. A web
+// configuration counts only when it makes every request prove something
+// (basic auth users, or required and verified client certificates); TLS
+// alone, or an empty file, does not.
+func checkAuth(cfg *config.Config, wc *listener.WebConfig, wf *web.FlagConfig) error {
 	if wf == nil || wf.WebListenAddresses == nil {
 		return nil
 	}
-	for _, addr := range *wf.WebListenAddresses {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return fmt.Errorf("listen address %q: %w", addr, err)
-		}
-		ip := net.ParseIP(host)
-		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return fmt.Errorf("listen address %q is not loopback, and webhook.bearer_token_file and api.bearer_token_file are not both set, nor --web.config.file: refusing to take alerts and approvals from anyone", addr)
-		}
+	auth, err := wc.Current()
+	if err != nil {
+		return err
 	}
-	return nil
+	tokens := cfg.Webhook.BearerTokenFile != "" && cfg.API.BearerTokenFile != ""
+	what := "webhook.bearer_token_file and api.bearer_token_file are not both set, and no --web.config.file requires basic auth or client certificates"
+	if wc.Path() != "" {
+		what = fmt.Sprintf("webhook.bearer_token_file and api.bearer_token_file are not both set, and --web.config.file %s authenticates %s (it needs basic_auth_users, or client_auth_type: RequireAndVerifyClientCert with a client CA)", wc.Path(), auth)
+	}
+	return listener.CheckAddresses(*wf.WebListenAddresses, tokens || auth.Authenticates(), what)
 }
 
 // openStandalone opens the embedded Prometheus: the exporter's collectors

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"embed"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -84,16 +85,7 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 <meta charset="utf-8">
 <meta http-equiv="refresh" content="10">
 <title>Deus Ex Machina · {{.Host}}</title>
-<style>
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2rem; color: #1d1d1f; background: #fafafa; }
-h1 { font-size: 1.4rem; margin: 0 0 .2rem; } h2 { font-size: 1.1rem; margin: 1.6rem 0 .5rem; }
-.meta { color: #666; } .badge { display: inline-block; padding: .1rem .5rem; border-radius: .6rem; font-size: .8rem; background: #ddd; }
-.dry { background: #ffe08a; } .ok { color: #18794e; } .warn { color: #a35200; } .bad { color: #c4122f; font-weight: 600; }
-table { border-collapse: collapse; width: 100%; background: #fff; } th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #eee; vertical-align: top; }
-th { font-weight: 600; color: #444; background: #f2f2f2; } .empty { color: #888; font-style: italic; }
-.vitals { display: flex; flex-wrap: wrap; gap: .8rem; } .vital { background: #fff; border: 1px solid #e5e5e5; border-radius: .5rem; padding: .6rem .9rem; min-width: 9rem; }
-.vital .v { font-size: 1.4rem; }
-</style>
+<link rel="stylesheet" href="/static/status.css">
 </head>
 <body>
 <h1>Deus Ex Machina on {{.Host}}</h1>
@@ -152,11 +144,23 @@ func StatusHandler(s Status) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", pageCSP)
 		if err := statusTmpl.Execute(w, page); err != nil {
 			s.Logger.Warn("status_page_failed", "err", err)
 		}
 	})
 }
+
+// pageCSP is the pages' content security policy: their own style sheet and
+// nothing else, no inline script or style, no framing, forms only to the
+// healer itself.
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+//go:embed static
+var static embed.FS
+
+// staticHandler serves the pages' style sheets at /static/.
+func staticHandler() http.Handler { return http.FileServerFS(static) }
 
 // firing returns the alerts that fired and have not resolved, newest first.
 func firing(alerts []store.StoredAlert) []store.StoredAlert {

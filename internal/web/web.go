@@ -4,16 +4,13 @@
 package web
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -37,102 +34,40 @@ type Options struct {
 	Ready func() bool
 	// Status is the status page at /; nil for none.
 	Status http.Handler
-}
-
-// Tokens are the bearer tokens the handler accepts, re-read on reload.
-type Tokens struct {
-	mu              sync.RWMutex
-	webhook, api    []byte
-	requireWebhook  bool
-	requireAPIToken bool
-}
-
-// LoadTokens reads the token files; an empty path means no token is
-// required by the handler for that surface (basic auth from the web config
-// file may still apply to every endpoint).
-func LoadTokens(webhookFile, apiFile string) (*Tokens, error) {
-	t := &Tokens{}
-	return t, t.Load(webhookFile, apiFile)
-}
-
-// Load re-reads the token files.
-func (t *Tokens) Load(webhookFile, apiFile string) error {
-	read := func(path string) ([]byte, error) {
-		if path == "" {
-			return nil, nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("read bearer token: %w", err)
-		}
-		b = []byte(strings.TrimSpace(string(b)))
-		if len(b) == 0 {
-			return nil, fmt.Errorf("bearer token file %s is empty", path)
-		}
-		return b, nil
-	}
-	w, err := read(webhookFile)
-	if err != nil {
-		return err
-	}
-	a, err := read(apiFile)
-	if err != nil {
-		return err
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.webhook, t.api = w, a
-	t.requireWebhook, t.requireAPIToken = w != nil, a != nil
-	return nil
-}
-
-// ProtectAPI serves h only to requests with the API token (when one is
-// configured).
-func (t *Tokens) ProtectAPI(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !t.check(r, true) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="deus-healer"`)
-			http.Error(w, "a valid bearer token is required", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-func (t *Tokens) check(r *http.Request, api bool) bool {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	want, required := t.webhook, t.requireWebhook
-	if api {
-		want, required = t.api, t.requireAPIToken
-	}
-	if !required {
-		return true
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) == 1
+	// Prometheus is the embedded Prometheus' query API, served under
+	// /prometheus/ (for Grafana and promtool-style clients); nil for none.
+	// Its POST queries are reads, so they need not be JSON.
+	Prometheus http.Handler
 }
 
 // MaxBody returns the body limit in bytes; set by the caller.
 type MaxBody func() int64
 
-// Handler returns the healer's HTTP handler.
-func Handler(o Options, tokens *Tokens, maxBody MaxBody) http.Handler {
+// Handler returns the healer's HTTP handler. access decides who each
+// request is; every request that changes state must be JSON and, from a
+// browser, same-origin.
+func Handler(o Options, access *Access, maxBody MaxBody) http.Handler {
 	mux := http.NewServeMux()
-	s := &server{o: o, tokens: tokens, maxBody: maxBody}
-	mux.HandleFunc("POST /webhook", s.webhook)
+	s := &server{o: o, access: access, maxBody: maxBody}
+	api := func(h http.Handler) http.Handler { return access.Protect(SurfaceAPI, h) }
+	change := func(h http.Handler) http.Handler { return StateChange(api(h)) }
+	mux.Handle("POST /webhook", StateChange(access.Protect(SurfaceWebhook, http.HandlerFunc(s.webhook))))
 	if o.Status != nil {
-		mux.Handle("GET /{$}", tokens.ProtectAPI(o.Status))
+		mux.Handle("GET /{$}", api(o.Status))
+		mux.Handle("GET /static/", api(staticHandler()))
 	}
-	mux.HandleFunc("GET /api/v1/alerts", s.api(s.alerts))
-	mux.HandleFunc("GET /api/v1/runs", s.api(s.runs))
-	mux.HandleFunc("GET /api/v1/runs/{id}", s.api(s.run))
-	mux.HandleFunc("POST /api/v1/runs/{id}/approve", s.api(s.decide(true)))
-	mux.HandleFunc("POST /api/v1/runs/{id}/deny", s.api(s.decide(false)))
-	mux.HandleFunc("POST /api/v1/runs/{id}/rollback", s.api(s.rollback))
-	mux.HandleFunc("GET /api/v1/approvals", s.api(s.approvals))
-	mux.HandleFunc("GET /api/v1/actions", s.api(s.actions))
-	mux.HandleFunc("POST /api/v1/actions/{name}/run", s.api(s.runAction))
+	mux.Handle("GET /api/v1/alerts", api(s.api(s.alerts)))
+	mux.Handle("GET /api/v1/runs", api(s.api(s.runs)))
+	mux.Handle("GET /api/v1/runs/{id}", api(s.api(s.run)))
+	mux.Handle("POST /api/v1/runs/{id}/approve", change(s.api(s.decide(true))))
+	mux.Handle("POST /api/v1/runs/{id}/deny", change(s.api(s.decide(false))))
+	mux.Handle("POST /api/v1/runs/{id}/rollback", change(s.api(s.rollback)))
+	mux.Handle("GET /api/v1/approvals", api(s.api(s.approvals)))
+	mux.Handle("GET /api/v1/actions", api(s.api(s.actions)))
+	mux.Handle("POST /api/v1/actions/{name}/run", change(s.api(s.runAction)))
+	if o.Prometheus != nil {
+		mux.Handle("/prometheus/", api(http.StripPrefix("/prometheus", o.Prometheus)))
+	}
 	if o.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	}
@@ -144,7 +79,7 @@ func Handler(o Options, tokens *Tokens, maxBody MaxBody) http.Handler {
 		}
 		fmt.Fprintln(w, "Ready.")
 	})
-	mux.HandleFunc("POST /-/reload", s.api(func(w http.ResponseWriter, _ *http.Request) error {
+	mux.Handle("POST /-/reload", change(s.api(func(w http.ResponseWriter, _ *http.Request) error {
 		if o.Reload == nil {
 			return httpError{http.StatusNotFound, errors.New("reload is not available")}
 		}
@@ -152,13 +87,13 @@ func Handler(o Options, tokens *Tokens, maxBody MaxBody) http.Handler {
 			return httpError{http.StatusBadRequest, fmt.Errorf("the configuration was not reloaded, the old one stays in use: %w", err)}
 		}
 		return writeJSON(w, map[string]string{"status": "reloaded"})
-	}))
-	return mux
+	})))
+	return Guard(mux)
 }
 
 type server struct {
 	o       Options
-	tokens  *Tokens
+	access  *Access
 	maxBody MaxBody
 }
 
@@ -169,7 +104,7 @@ type httpError struct {
 
 func (e httpError) Error() string { return e.err.Error() }
 
-func (s *server) fail(w http.ResponseWriter, code int, msg string) {
+func fail(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "error": msg})
@@ -179,33 +114,28 @@ func (s *server) fail(w http.ResponseWriter, code int, msg string) {
 // answers once they are committed: 200, or 400 (malformed), 401, 413 (too
 // large), 503 (not stored: Alertmanager retries).
 func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
-	if !s.tokens.check(r, false) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="deus-healer"`)
-		s.fail(w, http.StatusUnauthorized, "a valid bearer token is required")
-		return
-	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
 	msg, err := alertmanager.Decode(r.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit))
+			fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit))
 			return
 		}
 		var ve *alertmanager.ValidationError
 		if errors.As(err, &ve) {
 			s.o.Logger.Warn("webhook_rejected", "remote", r.RemoteAddr, "err", err)
-			s.fail(w, http.StatusBadRequest, err.Error())
+			fail(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		s.fail(w, http.StatusBadRequest, "read body: "+err.Error())
+		fail(w, http.StatusBadRequest, "read body: "+err.Error())
 		return
 	}
 	alerts := alertmanager.Split(msg)
 	res, err := s.o.Healer.Accept(r.Context(), "webhook", alerts)
 	if err != nil {
 		s.o.Logger.Error("webhook_store_failed", "alerts", len(alerts), "err", err)
-		s.fail(w, http.StatusServiceUnavailable, "the alerts could not be stored; retry")
+		fail(w, http.StatusServiceUnavailable, "the alerts could not be stored; retry")
 		return
 	}
 	n := 0
@@ -220,11 +150,6 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) api(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.tokens.check(r, true) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="deus-healer"`)
-			s.fail(w, http.StatusUnauthorized, "a valid bearer token is required")
-			return
-		}
 		if err := h(w, r); err != nil {
 			code := http.StatusInternalServerError
 			var he httpError
@@ -235,8 +160,10 @@ func (s *server) api(h func(http.ResponseWriter, *http.Request) error) http.Hand
 				code = http.StatusNotFound
 			case errors.Is(err, healer.ErrNotAllowed), errors.Is(err, store.ErrConflict):
 				code = http.StatusConflict
+			case errors.Is(err, healer.ErrInvalidActor):
+				code = http.StatusBadRequest
 			}
-			s.fail(w, code, err.Error())
+			fail(w, code, err.Error())
 		}
 	}
 }
@@ -294,22 +221,22 @@ type decision struct {
 	By string `json:"by"`
 }
 
-func readDecision(r *http.Request) (string, error) {
+// readDecision reads who the client says decides ({"by": NAME}, optional)
+// and returns it beside who the request authenticated as.
+func readDecision(r *http.Request) (healer.Actor, error) {
 	var d decision
 	if r.ContentLength != 0 {
 		dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<16))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&d); err != nil {
-			return "", httpError{http.StatusBadRequest, fmt.Errorf("body: %w", err)}
+			return healer.Actor{}, httpError{http.StatusBadRequest, fmt.Errorf("body: %w", err)}
 		}
 	}
-	if d.By == "" {
-		d.By = "api"
+	a := Actor(r, d.By)
+	if err := a.Validate(); err != nil {
+		return a, httpError{http.StatusBadRequest, err}
 	}
-	if len(d.By) > 128 || strings.ContainsFunc(d.By, func(r rune) bool { return r < 0x20 }) {
-		return "", httpError{http.StatusBadRequest, errors.New("by: at most 128 printable characters")}
-	}
-	return d.By, nil
+	return a, nil
 }
 
 func (s *server) decide(approve bool) func(http.ResponseWriter, *http.Request) error {
@@ -364,10 +291,11 @@ func (s *server) runAction(w http.ResponseWriter, r *http.Request) error {
 	if err := dec.Decode(&req); err != nil {
 		return httpError{http.StatusBadRequest, fmt.Errorf("body: %w", err)}
 	}
-	if req.By == "" {
-		req.By = "api"
+	by := Actor(r, req.By)
+	if err := by.Validate(); err != nil {
+		return httpError{http.StatusBadRequest, err}
 	}
-	run, err := s.o.Healer.RunAction(r.Context(), r.PathValue("name"), req.Params, req.DryRun, req.By)
+	run, err := s.o.Healer.RunAction(r.Context(), r.PathValue("name"), req.Params, req.DryRun, by)
 	if err != nil {
 		if run.ID == "" {
 			return httpError{http.StatusBadRequest, err}

@@ -48,9 +48,13 @@ func setup(t *testing.T, maxBody int64) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	access, err := NewAccess(tokens, nil, nil, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg2 := prometheus.NewRegistry()
 	srv := httptest.NewServer(Handler(Options{Healer: h, Store: st, Actions: reg, Gatherer: reg2, Logger: testenv.Logger(t)},
-		tokens, func() int64 { return maxBody }))
+		access, func() int64 { return maxBody }))
 	t.Cleanup(func() {
 		srv.Close()
 		_ = st.Close() // closed already by one test
@@ -64,6 +68,7 @@ func setup(t *testing.T, maxBody int64) *fixture {
 func (f *fixture) post(t *testing.T, path, token, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, f.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -137,6 +142,7 @@ func TestAPIAuth(t *testing.T) {
 		{"GET", "/-/healthy", "", 200},
 	} {
 		req, _ := http.NewRequestWithContext(context.Background(), tc.method, f.srv.URL+tc.path, strings.NewReader("{}"))
+		req.Header.Set("Content-Type", "application/json")
 		if tc.token != "" {
 			req.Header.Set("Authorization", "Bearer "+tc.token)
 		}

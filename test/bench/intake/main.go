@@ -346,6 +346,10 @@ func startHealer(dir, sync string, planner bool) (*healerStack, error) {
 	if err != nil {
 		return nil, err
 	}
+	access, err := web.NewAccess(tokens, nil, nil, logger)
+	if err != nil {
+		return nil, err
+	}
 	reg, err := app.Actions(cfg, nil, logger)
 	if err != nil {
 		return nil, err
@@ -369,7 +373,7 @@ func startHealer(dir, sync string, planner bool) (*healerStack, error) {
 	}
 	s.handler = web.Handler(web.Options{
 		Healer: h, Store: st, Actions: reg, Gatherer: promReg, Logger: logger, Ready: func() bool { return true },
-	}, tokens, func() int64 { return int64(h.Config().Webhook.MaxBodySize) })
+	}, access, func() int64 { return int64(h.Config().Webhook.MaxBodySize) })
 	return s, nil
 }
 
