@@ -140,6 +140,10 @@ func TestLoadErrors(t *testing.T) {
 			yaml: "global: {concurrency: -1}\nstorage: {synchronous: sometimes}\n",
 			want: []string{"global.concurrency (line 1)", "storage.synchronous (line 2)"},
 		},
+		"an allowed host with a port": {
+			yaml: "api:\n  allowed_hosts: [healer.local, \"healer.local:9111\"]\n",
+			want: []string{`api.allowed_hosts[1] (line 2): "healer.local:9111": want a host name without scheme, port or path`},
+		},
 		"a second document": {
 			yaml: "global: {}\n---\nglobal: {}\n",
 			want: []string{"second YAML document"},
