@@ -23,7 +23,7 @@ build:
 run: build
 	$(BIN)/healer $(ARGS)
 
-## run-exporter: build and start the exporter on :9110 (/metrics).
+## run-exporter: build and start the exporter on 127.0.0.1:9110 (/metrics).
 run-exporter: build
 	$(BIN)/exporter $(ARGS)
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/deus-ex-machina/deus/internal/collector"
 	"github.com/deus-ex-machina/deus/internal/exporter"
+	"github.com/deus-ex-machina/deus/internal/listener"
 )
 
 func main() {
@@ -36,7 +37,7 @@ func run(args []string) int {
 
 	o := exporter.DefaultOptions()
 	var (
-		webFlags     = kingpinflag.AddFlags(app, ":9110")
+		webFlags     = kingpinflag.AddFlags(app, "127.0.0.1:9110")
 		metricsPath  = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 		maxRequests  = app.Flag("web.max-requests", "Maximum number of parallel scrape requests. 0 disables the limit.").Default("40").Int()
 		timeout      = app.Flag("collector.timeout", "Deadline of every collector in a scrape; a shorter X-Prometheus-Scrape-Timeout-Seconds wins.").Default("5s").Duration()
@@ -86,6 +87,21 @@ func run(args []string) int {
 		o.Enabled[name] = *on
 	}
 	logger := promslog.New(logConfig)
+	// Every listener authenticates or keeps to loopback: what the exporter
+	// reports (processes, listening ports, failed logins, changed files)
+	// tells an intruder where to look.
+	webConfig, err := listener.NewWebConfig(*webFlags.WebConfigFile)
+	if err != nil {
+		logger.Error("invalid_flags", "err", err)
+		return 2
+	}
+	auth, _ := webConfig.Current()
+	if err := listener.CheckAddresses(*webFlags.WebListenAddresses, auth.Authenticates(),
+		"--web.config.file does not require basic auth (basic_auth_users) or client certificates (client_auth_type: RequireAndVerifyClientCert)"); err != nil {
+		logger.Error("invalid_flags", "err", err)
+		return 2
+	}
+	loopback, _ := listener.NewHosts(nil)
 
 	entries, err := exporter.Collectors(o)
 	if err != nil {
@@ -118,7 +134,7 @@ func run(args []string) int {
 		mux.Handle("/", landing)
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           listener.Unauthenticated(webConfig, loopback, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      *timeout + 30*time.Second,

@@ -115,3 +115,42 @@ func TestExporterRejectsBadFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestExporterKeepsToLoopbackUnlessRequestsAuthenticate(t *testing.T) {
+	t.Parallel()
+	bin := buildExporter(t)
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.yml")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"every interface, no web config":   {"--web.listen-address=:0"},
+		"0.0.0.0 with an empty web config": {"--web.listen-address=0.0.0.0:0", "--web.config.file=" + empty},
+		"a public address, no web config":  {"--web.listen-address=192.0.2.1:9110"},
+	} {
+		code, out := testenv.RunCommand(t, bin, append(args, "--state.directory="+filepath.Join(dir, "state"))...)
+		if code != 2 || !strings.Contains(out, "not loopback") || !strings.Contains(out, "basic_auth_users") {
+			t.Errorf("%s: exit %d, output %q; want 2 and a refusal saying what would authenticate", name, code, out)
+		}
+	}
+
+	// On loopback and unauthenticated, it answers only to loopback names:
+	// a page that rebinds its own name to 127.0.0.1 cannot read it.
+	addr := testenv.FreeAddr(t)
+	testenv.Start(t, bin, "--web.listen-address="+addr, "--state.directory="+filepath.Join(dir, "state"))
+	testenv.WaitListening(t, addr, 30*time.Second)
+	_, port, _ := strings.Cut(addr, ":")
+	for host, want := range map[string]int{"evil.example:" + port: http.StatusMisdirectedRequest, "localhost:" + port: 200, addr: 200} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+"/metrics", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET /metrics with Host %s: got %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}

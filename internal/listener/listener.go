@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -211,4 +212,26 @@ func (h Hosts) Allowed(hostHeader string) bool {
 		return true
 	}
 	return h.extra[strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")]
+}
+
+// Unauthenticated serves h to requests that name an allowed host and come
+// from loopback, while the web configuration authenticates nobody; once it
+// does (the file changed), every request is the toolkit's to check. It is
+// the rule for a listener whose requests only read.
+func Unauthenticated(wc *WebConfig, hosts Hosts, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if auth, err := wc.Current(); err == nil && auth.Authenticates() {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if !hosts.Allowed(r.Host) {
+			http.Error(w, fmt.Sprintf("host %q is not a loopback name and nothing authenticates this request: use http://localhost", r.Host), http.StatusMisdirectedRequest)
+			return
+		}
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err != nil || !LoopbackHost(host) {
+			http.Error(w, "nothing authenticates this request and it does not come from loopback", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

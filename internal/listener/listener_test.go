@@ -9,6 +9,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,5 +169,47 @@ func TestHostsAreLoopbackNamesAndThoseConfigured(t *testing.T) {
 		if _, err := NewHosts([]string{bad}); err == nil {
 			t.Errorf("NewHosts(%q): got no error", bad)
 		}
+	}
+}
+
+func TestUnauthenticatedAnswersOnlyLoopbackNames(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wc, err := NewWebConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, _ := NewHosts(nil)
+	h := Unauthenticated(wc, hosts, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	for _, tc := range []struct {
+		host, remote string
+		want         int
+	}{
+		{"localhost:9110", "127.0.0.1:5000", 200},
+		{"evil.example:9110", "127.0.0.1:5000", http.StatusMisdirectedRequest},
+		{"localhost:9110", "192.0.2.7:5000", http.StatusForbidden},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		r.Host, r.RemoteAddr = tc.host, tc.remote
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("Host %s from %s: got %d, want %d", tc.host, tc.remote, w.Code, tc.want)
+		}
+	}
+	// Once the file has users, the toolkit checks every request: any name
+	// and any client.
+	if err := os.WriteFile(p, []byte("basic_auth_users:\n  alice: $2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	r.Host, r.RemoteAddr = "exporter.example:9110", "192.0.2.7:5000"
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != 200 {
+		t.Errorf("with basic auth configured: got %d, want 200", w.Code)
 	}
 }

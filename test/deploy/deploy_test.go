@@ -25,6 +25,7 @@ import (
 	k8syaml "sigs.k8s.io/yaml"
 
 	"github.com/deus-ex-machina/deus/internal/app"
+	"github.com/deus-ex-machina/deus/internal/listener"
 	"github.com/deus-ex-machina/deus/internal/testenv"
 )
 
@@ -222,6 +223,9 @@ func TestKubernetesManifests(t *testing.T) {
 				continue
 			}
 			kinds[meta.Kind]++
+			if sec, ok := obj.(*corev1.Secret); ok && sec.StringData["web.yml"] != "" {
+				requireAuthenticating(t, "Secret "+sec.Name, sec.StringData["web.yml"])
+			}
 			if cm, ok := obj.(*corev1.ConfigMap); ok && cm.Data["healer.yml"] != "" {
 				p := filepath.Join(t.TempDir(), "healer.yml")
 				if err := os.WriteFile(p, []byte(cm.Data["healer.yml"]), 0o600); err != nil {
@@ -290,6 +294,11 @@ func TestCompose(t *testing.T) {
 	if out, err := exec.Command(amtool, "check-config", filepath.Join(dir, "alertmanager.yml")).CombinedOutput(); err != nil {
 		t.Errorf("amtool check-config compose alertmanager.yml: %v\n%s", err, out)
 	}
+	exporterWeb, err := os.ReadFile(filepath.Join(dir, "exporter-web.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireAuthenticating(t, "compose exporter-web.yml", string(exporterWeb))
 	promtool := testenv.Binary(t, "promtool")
 	if out, err := exec.Command(promtool, "check", "config", "--syntax-only", filepath.Join(dir, "prometheus.yml")).CombinedOutput(); err != nil {
 		t.Errorf("promtool check config compose prometheus.yml: %v\n%s", err, out)
@@ -300,4 +309,22 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// requireAuthenticating fails unless web is a web configuration that makes
+// every request authenticate, as a listener beyond loopback must.
+func requireAuthenticating(t *testing.T, what, web string) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "web.yml")
+	if err := os.WriteFile(p, []byte(web), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	auth, err := listener.ReadWebConfig(p)
+	if err != nil {
+		t.Errorf("%s: %v", what, err)
+		return
+	}
+	if !auth.Authenticates() {
+		t.Errorf("%s: its web configuration authenticates %s; want basic auth or client certificates", what, auth)
+	}
 }
