@@ -37,55 +37,21 @@ func run(args []string) int {
 
 	o := exporter.DefaultOptions()
 	var (
-		webFlags     = kingpinflag.AddFlags(app, "127.0.0.1:9110")
-		metricsPath  = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
-		maxRequests  = app.Flag("web.max-requests", "Maximum number of parallel scrape requests. 0 disables the limit.").Default("40").Int()
-		timeout      = app.Flag("collector.timeout", "Deadline of every collector in a scrape; a shorter X-Prometheus-Scrape-Timeout-Seconds wins.").Default("5s").Duration()
-		logConfig    = &promslog.Config{}
-		enabledFlags = map[string]*bool{}
+		webFlags    = kingpinflag.AddFlags(app, "127.0.0.1:9110")
+		metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		maxRequests = app.Flag("web.max-requests", "Maximum number of parallel scrape requests. 0 disables the limit.").Default("40").Int()
+		timeout     = app.Flag("collector.timeout", "Deadline of every collector in a scrape; a shorter X-Prometheus-Scrape-Timeout-Seconds wins.").Default("5s").Duration()
+		logConfig   = &promslog.Config{}
 	)
-	app.Flag("path.procfs", "procfs mountpoint.").Default(o.Paths.Proc).StringVar(&o.Paths.Proc)
-	app.Flag("path.sysfs", "sysfs mountpoint.").Default(o.Paths.Sys).StringVar(&o.Paths.Sys)
-	app.Flag("path.rootfs", "rootfs mountpoint.").Default(o.Paths.Root).StringVar(&o.Paths.Root)
 	app.Flag("state.directory", "Where the exporter keeps the auth log position and the file integrity baseline.").Default(o.StateDir).StringVar(&o.StateDir)
-	for _, k := range exporter.Known {
-		def := "false"
-		if k.Default {
-			def = "true"
-		}
-		help := fmt.Sprintf("Enable the %s collector: %s (default: %s).", k.Name, k.Help, map[bool]string{true: "enabled", false: "disabled"}[k.Default])
-		enabledFlags[k.Name] = app.Flag("collector."+k.Name, help).Default(def).Bool()
-	}
-	app.Flag("collector.filesystem.mount-points-exclude", "Regexp of mount points to leave out.").Default(o.FilesystemMountPointsExclude).StringVar(&o.FilesystemMountPointsExclude)
-	app.Flag("collector.filesystem.fs-types-exclude", "Regexp of file system types to leave out.").Default(o.FilesystemFSTypesExclude).StringVar(&o.FilesystemFSTypesExclude)
-	app.Flag("collector.filesystem.mount-timeout", "How long statfs may take before a mount is reported as failed (device_error) and skipped until it answers.").Default(o.FilesystemMountTimeout.String()).DurationVar(&o.FilesystemMountTimeout)
-	app.Flag("collector.diskstats.device-exclude", "Regexp of disk devices to leave out.").Default(o.DiskstatsDeviceExclude).StringVar(&o.DiskstatsDeviceExclude)
-	app.Flag("collector.diskstats.device-include", "Regexp of disk devices to report; others are left out.").StringVar(&o.DiskstatsDeviceInclude)
-	app.Flag("collector.netdev.device-exclude", "Regexp of network devices to leave out.").StringVar(&o.NetdevDeviceExclude)
-	app.Flag("collector.netdev.device-include", "Regexp of network devices to report; others are left out.").StringVar(&o.NetdevDeviceInclude)
-	app.Flag("collector.processes.top", "Number of process groups reported by CPU and by memory.").Default(fmt.Sprint(o.ProcessesTopN)).IntVar(&o.ProcessesTopN)
-	app.Flag("collector.sockets.max-listening", "Most listening-socket series reported; the rest are counted in deus_socket_listening_dropped.").Default(fmt.Sprint(o.SocketsMaxListening)).IntVar(&o.SocketsMaxListening)
-	authFiles := app.Flag("collector.authlog.file", "Auth log to tail; repeatable, the first that exists is read.").Strings()
-	integrityFiles := app.Flag("collector.integrity.path", "File to watch for changes; repeatable (default: "+fmt.Sprint(o.IntegrityFiles)+").").Strings()
-	app.Flag("collector.integrity.max-size", "Files larger than this are compared by stat only, not hashed.").Default(fmt.Sprint(o.IntegrityMaxSize)).Int64Var(&o.IntegrityMaxSize)
-	app.Flag("collector.services.name", "Service to watch; repeatable.").StringsVar(&o.Services)
-	app.Flag("collector.services.backend", "How services are checked: systemd (over D-Bus), process (a process whose name is the service's), or auto (systemd where it is the init system).").Default(o.ServicesBackend).EnumVar(&o.ServicesBackend, "auto", "systemd", "process")
-	app.Flag("collector.services.dbus-address", "D-Bus address of systemd's bus for the systemd backend; empty is the system bus.").StringVar(&o.SystemdAddress)
+	parsed := exporter.AddFlags(app, &o, "")
 	flag.AddFlags(app, logConfig)
 
 	if _, err := app.Parse(args); err != nil {
 		fmt.Fprintf(os.Stderr, "exporter: %v\n", err)
 		return 2
 	}
-	if len(*authFiles) > 0 {
-		o.AuthlogFiles = *authFiles
-	}
-	if len(*integrityFiles) > 0 {
-		o.IntegrityFiles = *integrityFiles
-	}
-	for name, on := range enabledFlags {
-		o.Enabled[name] = *on
-	}
+	parsed()
 	logger := promslog.New(logConfig)
 	// Every listener authenticates or keeps to loopback: what the exporter
 	// reports (processes, listening ports, failed logins, changed files)

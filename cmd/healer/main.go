@@ -49,11 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rulesDir := serve.Flag("rules.dir", "Standalone mode: a directory of *.rules.yml to evaluate instead of the shipped rules.").String()
 	eo := exporter.DefaultOptions()
 	eo.StateDir = ""
-	serve.Flag("path.procfs", "Standalone mode: procfs mountpoint for the collectors.").Default(eo.Paths.Proc).StringVar(&eo.Paths.Proc)
-	serve.Flag("path.sysfs", "Standalone mode: sysfs mountpoint for the collectors.").Default(eo.Paths.Sys).StringVar(&eo.Paths.Sys)
-	serve.Flag("path.rootfs", "Standalone mode: rootfs mountpoint for the collectors.").Default(eo.Paths.Root).StringVar(&eo.Paths.Root)
-	serve.Flag("collector.services.name", "Standalone mode: a service to watch (deus_service_up); repeatable.").StringsVar(&eo.Services)
-	serve.Flag("collector.services.backend", "Standalone mode: how services are checked: systemd, process, or auto.").Default(eo.ServicesBackend).EnumVar(&eo.ServicesBackend, "auto", "systemd", "process")
+	parsedCollectors := exporter.AddFlags(serve, &eo, "Standalone mode: ")
 	logConfig := &promslog.Config{}
 	flag.AddFlags(a, logConfig)
 
@@ -103,6 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	switch cmd {
 	case serve.FullCommand():
+		parsedCollectors()
 		ret, err := model.ParseDuration(*retention)
 		if err != nil {
 			fmt.Fprintf(stderr, "healer: --storage.tsdb.retention.time: %v\n", err)

@@ -21,28 +21,108 @@ import (
 	"github.com/deus-ex-machina/deus/internal/collector"
 )
 
-// Known lists every collector with whether it is on by default and what it
-// reports. Vitals first, in node_exporter's names.
-var Known = []struct {
+// Kind is a collector the exporter knows: its name (the --collector.NAME
+// flag), whether it runs by default, what it reports, and how it is built
+// from the options.
+type Kind struct {
 	Name    string
 	Default bool
 	Help    string
-}{
-	{"cpu", true, "CPU seconds by mode (node_cpu_seconds_total)."},
-	{"diskstats", true, "Disk I/O statistics (node_disk_*)."},
-	{"filesystem", true, "File system sizes and usage (node_filesystem_*)."},
-	{"loadavg", true, "Load averages (node_load*)."},
-	{"meminfo", true, "Memory statistics (node_memory_*)."},
-	{"netdev", true, "Network device statistics (node_network_*)."},
-	{"pressure", true, "Pressure stall information (node_pressure_*)."},
-	{"stat", true, "Boot time, context switches, forks, interrupts, running and blocked processes."},
-	{"time", true, "System time and time zone (node_time_*)."},
-	{"uname", true, "Kernel and host identity (node_uname_info)."},
-	{"processes", true, "Top process groups by CPU and memory, process counts by state (deus_process*)."},
-	{"sockets", true, "Sockets by state, listening ports, inbound connections per remote (deus_socket*, deus_tcp_*)."},
-	{"authlog", true, "Authentication failures from the auth log (deus_auth_failures_total)."},
-	{"integrity", true, "Changes of watched files against a kept baseline (deus_file_*)."},
-	{"services", true, "Whether watched services are up (deus_service_up)."},
+	build   func(o *Options, b *builder) collector.Collector
+}
+
+// Known lists every collector, vitals first in node_exporter's names; each
+// entry carries its constructor, so the list and what can be built cannot
+// disagree.
+var Known = []Kind{
+	{"cpu", true, "CPU seconds by mode (node_cpu_seconds_total).", func(o *Options, _ *builder) collector.Collector {
+		return &collector.CPU{Paths: o.Paths}
+	}},
+	{"diskstats", true, "Disk I/O statistics (node_disk_*).", func(o *Options, b *builder) collector.Collector {
+		return &collector.Diskstats{
+			Paths:         o.Paths,
+			DeviceExclude: b.re("collector.diskstats.device-exclude", o.DiskstatsDeviceExclude),
+			DeviceInclude: b.re("collector.diskstats.device-include", o.DiskstatsDeviceInclude),
+		}
+	}},
+	{"filesystem", true, "File system sizes and usage (node_filesystem_*).", func(o *Options, b *builder) collector.Collector {
+		return &collector.Filesystem{
+			Paths:              o.Paths,
+			MountPointsExclude: b.re("collector.filesystem.mount-points-exclude", o.FilesystemMountPointsExclude),
+			FSTypesExclude:     b.re("collector.filesystem.fs-types-exclude", o.FilesystemFSTypesExclude),
+			MountTimeout:       o.FilesystemMountTimeout,
+			StatFS:             o.StatFS,
+		}
+	}},
+	{"loadavg", true, "Load averages (node_load*).", func(o *Options, _ *builder) collector.Collector {
+		return &collector.Loadavg{Paths: o.Paths}
+	}},
+	{"meminfo", true, "Memory statistics (node_memory_*).", func(o *Options, _ *builder) collector.Collector {
+		return &collector.Meminfo{Paths: o.Paths}
+	}},
+	{"netdev", true, "Network device statistics (node_network_*).", func(o *Options, b *builder) collector.Collector {
+		return &collector.Netdev{
+			Paths:         o.Paths,
+			DeviceExclude: b.re("collector.netdev.device-exclude", o.NetdevDeviceExclude),
+			DeviceInclude: b.re("collector.netdev.device-include", o.NetdevDeviceInclude),
+		}
+	}},
+	{"pressure", true, "Pressure stall information (node_pressure_*).", func(o *Options, _ *builder) collector.Collector {
+		return &collector.Pressure{Paths: o.Paths}
+	}},
+	{"stat", true, "Boot time, context switches, forks, interrupts, running and blocked processes.", func(o *Options, _ *builder) collector.Collector {
+		return &collector.Stat{Paths: o.Paths}
+	}},
+	{"time", true, "System time and time zone (node_time_*).", func(o *Options, _ *builder) collector.Collector {
+		return &collector.Time{Paths: o.Paths, Now: o.Now}
+	}},
+	{"uname", true, "Kernel and host identity (node_uname_info).", func(o *Options, _ *builder) collector.Collector {
+		return &collector.Uname{Uname: o.Uname}
+	}},
+	{"processes", true, "Top process groups by CPU and memory, process counts by state (deus_process*).", func(o *Options, b *builder) collector.Collector {
+		if o.ProcessesTopN < 1 {
+			b.errs = append(b.errs, fmt.Errorf("--collector.processes.top: must be at least 1, got %d", o.ProcessesTopN))
+		}
+		return &collector.Processes{Paths: o.Paths, TopN: o.ProcessesTopN, PageSize: o.PageSize}
+	}},
+	{"sockets", true, "Sockets by state, listening ports, inbound connections per remote (deus_socket*, deus_tcp_*).", func(o *Options, _ *builder) collector.Collector {
+		return &collector.Sockets{Paths: o.Paths, MaxListening: o.SocketsMaxListening}
+	}},
+	{"authlog", true, "Authentication failures from the auth log (deus_auth_failures_total).", func(o *Options, _ *builder) collector.Collector {
+		return &collector.Authlog{Paths: o.Paths, Files: o.AuthlogFiles, StateFile: filepath.Join(o.StateDir, "authlog.json")}
+	}},
+	{"integrity", true, "Changes of watched files against a kept baseline (deus_file_*).", func(o *Options, _ *builder) collector.Collector {
+		return &collector.Integrity{Paths: o.Paths, Files: o.IntegrityFiles, MaxSize: o.IntegrityMaxSize, StateFile: filepath.Join(o.StateDir, "integrity.json"), Now: o.Now}
+	}},
+	{"services", true, "Whether watched services are up (deus_service_up).", func(o *Options, b *builder) collector.Collector {
+		var checker collector.ServiceChecker = collector.ProcessChecker{Paths: o.Paths}
+		switch o.ServicesBackend {
+		case "systemd":
+			checker = &collector.SystemdChecker{Address: o.SystemdAddress}
+		case "auto":
+			if collector.SystemdBooted(o.Paths) {
+				checker = &collector.SystemdChecker{Address: o.SystemdAddress}
+			}
+		case "process":
+		default:
+			b.errs = append(b.errs, fmt.Errorf("--collector.services.backend: %q is not one of auto, systemd, process", o.ServicesBackend))
+		}
+		return &collector.Services{Names: o.Services, Checker: checker}
+	}},
+}
+
+// builder gathers every problem of the options while collectors are built.
+type builder struct{ errs []error }
+
+func (b *builder) re(flag, expr string) *regexp.Regexp {
+	if expr == "" {
+		return nil
+	}
+	r, err := regexp.Compile(expr)
+	if err != nil {
+		b.errs = append(b.errs, fmt.Errorf("--%s: %w", flag, err))
+	}
+	return r
 }
 
 // Options configure the collectors.
@@ -97,92 +177,19 @@ func DefaultOptions() Options {
 	}
 }
 
-// Collectors builds the enabled collectors, in the order of Known.
+// Collectors builds the enabled collectors, in the order of Known, and
+// reports every problem of their options at once.
 func Collectors(o Options) ([]collector.Entry, error) {
-	var errs []error
-	re := func(flag, expr string) *regexp.Regexp {
-		if expr == "" {
-			return nil
-		}
-		r, err := regexp.Compile(expr)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--%s: %w", flag, err))
-		}
-		return r
-	}
-	build := map[string]func() collector.Collector{
-		"cpu": func() collector.Collector { return &collector.CPU{Paths: o.Paths} },
-		"diskstats": func() collector.Collector {
-			return &collector.Diskstats{
-				Paths:         o.Paths,
-				DeviceExclude: re("collector.diskstats.device-exclude", o.DiskstatsDeviceExclude),
-				DeviceInclude: re("collector.diskstats.device-include", o.DiskstatsDeviceInclude),
-			}
-		},
-		"filesystem": func() collector.Collector {
-			return &collector.Filesystem{
-				Paths:              o.Paths,
-				MountPointsExclude: re("collector.filesystem.mount-points-exclude", o.FilesystemMountPointsExclude),
-				FSTypesExclude:     re("collector.filesystem.fs-types-exclude", o.FilesystemFSTypesExclude),
-				MountTimeout:       o.FilesystemMountTimeout,
-				StatFS:             o.StatFS,
-			}
-		},
-		"loadavg": func() collector.Collector { return &collector.Loadavg{Paths: o.Paths} },
-		"meminfo": func() collector.Collector { return &collector.Meminfo{Paths: o.Paths} },
-		"netdev": func() collector.Collector {
-			return &collector.Netdev{
-				Paths:         o.Paths,
-				DeviceExclude: re("collector.netdev.device-exclude", o.NetdevDeviceExclude),
-				DeviceInclude: re("collector.netdev.device-include", o.NetdevDeviceInclude),
-			}
-		},
-		"pressure": func() collector.Collector { return &collector.Pressure{Paths: o.Paths} },
-		"stat":     func() collector.Collector { return &collector.Stat{Paths: o.Paths} },
-		"time":     func() collector.Collector { return &collector.Time{Paths: o.Paths, Now: o.Now} },
-		"uname":    func() collector.Collector { return &collector.Uname{Uname: o.Uname} },
-		"processes": func() collector.Collector {
-			return &collector.Processes{Paths: o.Paths, TopN: o.ProcessesTopN, PageSize: o.PageSize}
-		},
-		"sockets": func() collector.Collector {
-			return &collector.Sockets{Paths: o.Paths, MaxListening: o.SocketsMaxListening}
-		},
-		"authlog": func() collector.Collector {
-			return &collector.Authlog{Paths: o.Paths, Files: o.AuthlogFiles, StateFile: filepath.Join(o.StateDir, "authlog.json")}
-		},
-		"integrity": func() collector.Collector {
-			return &collector.Integrity{Paths: o.Paths, Files: o.IntegrityFiles, MaxSize: o.IntegrityMaxSize, StateFile: filepath.Join(o.StateDir, "integrity.json"), Now: o.Now}
-		},
-		"services": func() collector.Collector {
-			var checker collector.ServiceChecker = collector.ProcessChecker{Paths: o.Paths}
-			switch o.ServicesBackend {
-			case "systemd":
-				checker = &collector.SystemdChecker{Address: o.SystemdAddress}
-			case "auto":
-				if collector.SystemdBooted(o.Paths) {
-					checker = &collector.SystemdChecker{Address: o.SystemdAddress}
-				}
-			}
-			return &collector.Services{Names: o.Services, Checker: checker}
-		},
-	}
-	switch o.ServicesBackend {
-	case "auto", "systemd", "process":
-	default:
-		errs = append(errs, fmt.Errorf("--collector.services.backend: %q is not one of auto, systemd, process", o.ServicesBackend))
-	}
-	if o.ProcessesTopN < 1 {
-		errs = append(errs, fmt.Errorf("--collector.processes.top: must be at least 1, got %d", o.ProcessesTopN))
-	}
+	b := &builder{}
 	var entries []collector.Entry
 	for _, k := range Known {
 		if !o.Enabled[k.Name] {
 			continue
 		}
-		entries = append(entries, collector.Entry{Name: k.Name, Collector: build[k.Name]()})
+		entries = append(entries, collector.Entry{Name: k.Name, Collector: k.build(&o, b)})
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if len(b.errs) > 0 {
+		return nil, errors.Join(b.errs...)
 	}
 	return entries, nil
 }
