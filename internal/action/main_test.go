@@ -153,3 +153,33 @@ const goRace = "atexit_sleep_ms=0"
 func helperEnvs(mode string, extra ...string) []string {
 	return append([]string{helperEnv + "=" + mode, "GORACE=" + goRace}, extra...)
 }
+
+// needRoot skips a test that needs root (mounts, cgroups, other owners)
+// when not run as root, unless under CI, where it fails instead.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("this test needs root, and CI is set: run the tests as root")
+	}
+	t.Skip("needs root (mounts and cgroups); CI runs it as root")
+}
+
+// mountFS mounts a fresh file system of type fstype (tmpfs, ramfs) on a
+// new temporary folder, unmounted at cleanup.
+func mountFS(t *testing.T, fstype string) string {
+	t.Helper()
+	needRoot(t)
+	dir := t.TempDir()
+	if err := unix.Mount(fstype, dir, fstype, 0, ""); err != nil {
+		t.Fatalf("mount %s on %s: %v", fstype, dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
