@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 //	output   write $HELPER_BYTES bytes of 'x'
 //	spawn    start a grandchild (mode block), write "pid gpid" to the
 //	         FIFO $HELPER_FIFO, then block
+//	escape   start a grandchild (mode block) in a session of its own
+//	         (setsid: out of the process group), write "pid gpid" to the
+//	         FIFO $HELPER_FIFO, then block, or exit 0 if $HELPER_EXIT is set
 //	block    block until killed
 //	service  write its pid to $HELPER_PIDFILE if set, then block until
 //	         SIGTERM and exit 0
@@ -77,6 +80,27 @@ func helperMain(mode string) int {
 		}
 		_, _ = fmt.Fprintf(f, "%d %d\n", os.Getpid(), g.Process.Pid)
 		f.Close()
+		block()
+	case "escape":
+		self, err := os.Executable()
+		if err != nil {
+			return 2
+		}
+		g := exec.Command(self)
+		g.Env = append(os.Environ(), helperEnv+"=block")
+		g.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := g.Start(); err != nil {
+			return 2
+		}
+		f, err := os.OpenFile(os.Getenv("HELPER_FIFO"), os.O_WRONLY, 0)
+		if err != nil {
+			return 2
+		}
+		_, _ = fmt.Fprintf(f, "%d %d\n", os.Getpid(), g.Process.Pid)
+		f.Close()
+		if os.Getenv("HELPER_EXIT") != "" {
+			return 0
+		}
 		block()
 	case "block":
 		block()
