@@ -465,8 +465,8 @@ func removeCgroup(dir string) error {
 // killProcessGroup kills the process group of h, if it is still h's, and
 // waits until it is empty.
 func killProcessGroup(ctx context.Context, h Hold) ([]int, error) {
-	if h.Pgid <= 1 {
-		return nil, nil
+	if h.Pgid <= 1 || errors.Is(unix.Kill(-h.Pgid, 0), unix.ESRCH) {
+		return nil, nil // no such group: nothing to look for
 	}
 	members := groupMembers(h)
 	if len(members) == 0 {
