@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -45,13 +47,19 @@ type Output struct {
 	// ExitCode is the command's exit status, or -1 when it did not exit
 	// by itself (killed by a signal, or never started).
 	ExitCode int
+	// Held says what held the command's processes.
+	Held Hold
 }
 
 // Exec runs commands as argv, never through a shell. A command runs in a
-// process group of its own, so that when ctx is done the whole group (the
-// command and whatever it started) is killed, not only the command. Its
-// environment is PATH (see Path), LANG=C.UTF-8 and Env, nothing inherited;
-// its working directory is /.
+// process group of its own and, where the host has one, a cgroup of its
+// own (see Confiner), so that when ctx is done, and when the command
+// exits, everything it started is killed with it, even what left the
+// process group (setsid). It gets SIGKILL if the healer dies (the thread
+// that forked it, which stays locked until the command ends), and after a
+// crash Reap kills what is left from the Hold recorded for it (see
+// WithHoldReporter). Its environment is PATH (see Path), LANG=C.UTF-8 and
+// Env, nothing inherited; its working directory is /.
 //
 // The zero Exec is ready to use.
 type Exec struct {
@@ -63,6 +71,23 @@ type Exec struct {
 	// command has exited or been killed (a process that left the group
 	// may hold it open); 0 means 2s.
 	WaitDelay time.Duration
+	// Confine holds each command's processes; nil means the one
+	// DetectConfiner finds at the first command.
+	Confine Confiner
+
+	once     sync.Once
+	confiner Confiner
+}
+
+// Confiner returns the confiner the commands run in.
+func (e *Exec) Confiner() Confiner {
+	e.once.Do(func() {
+		e.confiner = e.Confine
+		if e.confiner == nil {
+			e.confiner = DetectConfiner()
+		}
+	})
+	return e.confiner
 }
 
 // Run implements Runner.
@@ -98,26 +123,90 @@ func (e *Exec) Run(ctx context.Context, argv []string, stdin []byte) (Output, er
 	}
 	cmd.Stdout = buf
 	cmd.Stderr = buf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cl := e.cell()
+	report := holdReporter(ctx)
+	if report != nil {
+		if err := report(cl.h); err != nil {
+			_ = cl.remove()
+			return out, retryable(fmt.Errorf("run %s: record what holds it: %w", argv[0], err))
+		}
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	if err := cl.prepare(cmd.SysProcAttr); err != nil {
+		_ = cl.remove()
+		return out, retryable(fmt.Errorf("run %s: %w", argv[0], err))
+	}
 	cmd.Cancel = func() error {
-		// The group's id is the leader's pid (Setpgid with Pgid 0).
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		// The group's id is the leader's pid (Setpgid with Pgid 0); the
+		// cgroup holds what left the group.
+		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if cl.version != 0 {
+			_ = signalCgroup(cl.version, cl.h.Cgroup, nil)
+		}
+		return err
 	}
 	cmd.WaitDelay = e.WaitDelay
 	if cmd.WaitDelay <= 0 {
 		cmd.WaitDelay = defaultWaitDelay
 	}
 
-	if err := cmd.Start(); err != nil {
+	// The command is forked, and waited for, on a locked thread: its
+	// parent-death signal fires when the thread that forked it exits, and
+	// a v1 cgroup is entered by that thread.
+	started := make(chan error, 1)
+	waited := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		clean := true
+		defer func() {
+			if clean {
+				runtime.UnlockOSThread()
+			}
+			// Otherwise the thread is left in the command's cgroup:
+			// ending the goroutine locked ends the thread.
+		}()
+		if err := cl.enter(); err != nil {
+			started <- err
+			return
+		}
+		err := cmd.Start()
+		if lerr := cl.leave(); lerr != nil {
+			clean = false
+		}
+		started <- err
+		if err != nil {
+			return
+		}
+		waited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		_ = cl.remove()
 		return out, retryable(fmt.Errorf("start %s: %w", argv[0], err))
 	}
-	err = cmd.Wait()
+	cl.started(cmd.Process.Pid)
+	if report != nil {
+		// Best effort: the first report named the cgroup already.
+		_ = report(cl.h)
+	}
+	err = <-waited
 	out.ExitCode = cmd.ProcessState.ExitCode()
+	out.Held = cl.h
 	if errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
 		// The command succeeded; something it started kept the output
 		// open and was cut off.
 		buf.note = fmt.Sprintf("[output closed %s after exit: a process left behind still held it]", cmd.WaitDelay)
 		err = nil
+	}
+	// Nothing the command started outlives it.
+	left, kerr := cl.kill(context.WithoutCancel(ctx))
+	if len(left) > 0 {
+		buf.note = strings.TrimSpace(buf.note + fmt.Sprintf("\n[%d processes left behind were killed]", len(left)))
+	}
+	if kerr == nil {
+		kerr = cl.remove()
+	}
+	if kerr != nil && err == nil {
+		err = fmt.Errorf("processes left behind: %w", kerr)
 	}
 	out.Text, out.Truncated = buf.text()
 	switch {
@@ -128,6 +217,17 @@ func (e *Exec) Run(ctx context.Context, argv []string, stdin []byte) (Output, er
 	default:
 		return out, final(fmt.Errorf("run %s: %w", argv[0], err))
 	}
+}
+
+// cell makes the place that holds one command: from the confiner, or only
+// a process group when it cannot make one (Hold.Fallback says why).
+func (e *Exec) cell() *cell {
+	id := newHoldID()
+	cl, err := e.Confiner().newCell(id)
+	if err != nil {
+		cl = &cell{h: Hold{ID: id, Mechanism: HeldProcessGroup, Fallback: err.Error()}}
+	}
+	return cl
 }
 
 // environ returns the environment of a command.

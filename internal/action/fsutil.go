@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -134,10 +135,22 @@ func openNoFollow(dir *os.File, name string) (*os.File, unix.Stat_t, error) {
 	return f, st, nil
 }
 
+// fileMeta is what a copy of a file must carry besides its bytes.
+type fileMeta struct {
+	mode, uid, gid uint32
+	atime, mtime   time.Time
+	// xattrs are set on the copy; a file system that cannot hold one
+	// fails the copy.
+	xattrs map[string][]byte
+}
+
 // copyFileAt copies src (from its start) to a new file name in dir,
 // created exclusively, and returns the SHA-256 of what it copied. The copy
-// is fsync'd and gets mode, owner (when permitted) and times.
-func copyFileAt(src *os.File, dir *os.File, name string, mode, uid, gid uint32, atime, mtime time.Time) (string, int64, error) {
+// is fsync'd and gets the owner, then the extended attributes (ACLs
+// included), then the mode (after the owner, because chown clears the
+// setuid and setgid bits) and the times. Anything that cannot be set fails
+// the copy, which is then removed: a copy is exact or there is none.
+func copyFileAt(src *os.File, dir *os.File, name string, m fileMeta) (string, int64, error) {
 	if _, err := src.Seek(0, io.SeekStart); err != nil {
 		return "", 0, err
 	}
@@ -149,15 +162,18 @@ func copyFileAt(src *os.File, dir *os.File, name string, mode, uid, gid uint32, 
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(dst, h), src)
 	if err == nil {
-		err = unix.Fchmod(fd, mode)
-	}
-	if err == nil {
-		if cerr := unix.Fchown(fd, int(uid), int(gid)); cerr != nil && !errors.Is(cerr, unix.EPERM) {
-			err = cerr
+		if cerr := unix.Fchown(fd, int(m.uid), int(m.gid)); cerr != nil {
+			err = fmt.Errorf("set owner %d:%d: %w", m.uid, m.gid, cerr)
 		}
 	}
 	if err == nil {
-		err = unix.UtimesNanoAt(int(dir.Fd()), name, []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}, unix.AT_SYMLINK_NOFOLLOW)
+		err = setXattrs(fd, m.xattrs)
+	}
+	if err == nil {
+		err = unix.Fchmod(fd, m.mode)
+	}
+	if err == nil {
+		err = unix.UtimesNanoAt(int(dir.Fd()), name, []unix.Timespec{unix.NsecToTimespec(m.atime.UnixNano()), unix.NsecToTimespec(m.mtime.UnixNano())}, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	if err == nil {
 		err = dst.Sync()
@@ -170,6 +186,78 @@ func copyFileAt(src *os.File, dir *os.File, name string, mode, uid, gid uint32, 
 		return "", 0, fmt.Errorf("copy to %s: %w", filepath.Join(dir.Name(), name), err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// fileXattrs returns every extended attribute of the open file fd (ACLs
+// are the system.posix_acl_* ones), or none on a file system without them.
+func fileXattrs(fd int) (map[string][]byte, error) {
+	var names []byte
+	for {
+		size, err := unix.Flistxattr(fd, nil)
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list extended attributes: %w", err)
+		}
+		if size == 0 {
+			return nil, nil
+		}
+		names = make([]byte, size)
+		n, err := unix.Flistxattr(fd, names)
+		if errors.Is(err, unix.ERANGE) {
+			continue // one was added meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list extended attributes: %w", err)
+		}
+		names = names[:n]
+		break
+	}
+	out := map[string][]byte{}
+	for name := range strings.SplitSeq(strings.TrimRight(string(names), "\x00"), "\x00") {
+		if name == "" {
+			continue
+		}
+		for {
+			size, err := unix.Fgetxattr(fd, name, nil)
+			if errors.Is(err, unix.ENODATA) {
+				break // removed meanwhile
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read extended attribute %s: %w", name, err)
+			}
+			val := make([]byte, size)
+			n, err := unix.Fgetxattr(fd, name, val)
+			if errors.Is(err, unix.ERANGE) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read extended attribute %s: %w", name, err)
+			}
+			out[name] = val[:n]
+			break
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// setXattrs sets the extended attributes xs on fd, in name order.
+func setXattrs(fd int, xs map[string][]byte) error {
+	names := make([]string, 0, len(xs))
+	for k := range xs {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if err := unix.Fsetxattr(fd, k, xs[k], 0); err != nil {
+			return fmt.Errorf("set extended attribute %s: %w", k, err)
+		}
+	}
+	return nil
 }
 
 // hashFile returns the SHA-256 and size of f from its start.

@@ -188,7 +188,7 @@ func TestParseStat(t *testing.T) {
 		{
 			name: "a name with spaces and parentheses parses",
 			line: "42 (a (b) c) S 7 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 999 0 0",
-			want: procStat{PID: 42, Comm: "a (b) c", State: 'S', PPID: 7, Flags: 4194560, StartTime: 999},
+			want: procStat{PID: 42, Comm: "a (b) c", State: 'S', PPID: 7, PGrp: 42, Flags: 4194560, StartTime: 999},
 		},
 		{name: "a line without a name is an error", line: "42 S 7", wantErr: true},
 		{name: "a short line is an error", line: "42 (x) S 7 1 2", wantErr: true},

@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 //	output   write $HELPER_BYTES bytes of 'x'
 //	spawn    start a grandchild (mode block), write "pid gpid" to the
 //	         FIFO $HELPER_FIFO, then block
+//	escape   start a grandchild (mode block) in a session of its own
+//	         (setsid: out of the process group), write "pid gpid" to the
+//	         FIFO $HELPER_FIFO, then block, or exit 0 if $HELPER_EXIT is set
 //	block    block until killed
 //	service  write its pid to $HELPER_PIDFILE if set, then block until
 //	         SIGTERM and exit 0
@@ -77,6 +80,27 @@ func helperMain(mode string) int {
 		}
 		_, _ = fmt.Fprintf(f, "%d %d\n", os.Getpid(), g.Process.Pid)
 		f.Close()
+		block()
+	case "escape":
+		self, err := os.Executable()
+		if err != nil {
+			return 2
+		}
+		g := exec.Command(self)
+		g.Env = append(os.Environ(), helperEnv+"=block")
+		g.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := g.Start(); err != nil {
+			return 2
+		}
+		f, err := os.OpenFile(os.Getenv("HELPER_FIFO"), os.O_WRONLY, 0)
+		if err != nil {
+			return 2
+		}
+		_, _ = fmt.Fprintf(f, "%d %d\n", os.Getpid(), g.Process.Pid)
+		f.Close()
+		if os.Getenv("HELPER_EXIT") != "" {
+			return 0
+		}
 		block()
 	case "block":
 		block()
@@ -152,4 +176,34 @@ const goRace = "atexit_sleep_ms=0"
 // in mode, with extra variables.
 func helperEnvs(mode string, extra ...string) []string {
 	return append([]string{helperEnv + "=" + mode, "GORACE=" + goRace}, extra...)
+}
+
+// needRoot skips a test that needs root (mounts, cgroups, other owners)
+// when not run as root, unless under CI, where it fails instead.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("this test needs root, and CI is set: run the tests as root")
+	}
+	t.Skip("needs root (mounts and cgroups); CI runs it as root")
+}
+
+// mountFS mounts a fresh file system of type fstype (tmpfs, ramfs) on a
+// new temporary folder, unmounted at cleanup.
+func mountFS(t *testing.T, fstype string) string {
+	t.Helper()
+	needRoot(t)
+	dir := t.TempDir()
+	if err := unix.Mount(fstype, dir, fstype, 0, ""); err != nil {
+		t.Fatalf("mount %s on %s: %v", fstype, dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
 }

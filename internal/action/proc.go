@@ -21,6 +21,7 @@ type procStat struct {
 	Comm      string
 	State     byte
 	PPID      int
+	PGrp      int
 	Flags     uint64
 	StartTime uint64
 }
@@ -54,11 +55,12 @@ func parseStat(pid int, b []byte) (procStat, error) {
 		return procStat{}, fmt.Errorf("stat of pid %d: %d fields after the name, want at least 20", pid, len(fields))
 	}
 	s := procStat{PID: pid, Comm: string(b[open+1 : end]), State: fields[0][0]}
-	var err1, err2, err3 error
+	var err1, err2, err3, err4 error
 	s.PPID, err1 = strconv.Atoi(string(fields[1]))
+	s.PGrp, err4 = strconv.Atoi(string(fields[2]))
 	s.Flags, err2 = strconv.ParseUint(string(fields[6]), 10, 64)
 	s.StartTime, err3 = strconv.ParseUint(string(fields[19]), 10, 64)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return procStat{}, fmt.Errorf("stat of pid %d: %w", pid, err)
 	}
 	return s, nil

@@ -1,6 +1,7 @@
 package action
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,16 +26,21 @@ const maxWalkDepth = 64
 // folder whose modification time is older than a bound into a quarantine,
 // <quarantine>/<run id>/files/<path relative to the folder>, with a
 // manifest (manifest.json) of each file's original path, size, SHA-256,
-// mode, owner and times. Symbolic links, sockets, FIFOs and devices are
-// left alone, and no symbolic link is followed: every folder is opened
-// relative to its parent with O_NOFOLLOW. Files are renamed when the
-// quarantine is on the same file system, copied (fsync'd), then removed
-// otherwise.
+// mode (setuid, setgid and sticky bits included), owner, times and
+// extended attributes (ACLs included). Symbolic links, sockets, FIFOs and
+// devices are left alone, and no symbolic link is followed: every folder
+// is opened relative to its parent with O_NOFOLLOW. Files are renamed when
+// the quarantine is on the same file system, copied (fsync'd), then removed
+// otherwise. A file that could not be put back exactly is left in place
+// and reported: one whose extended attributes the quarantine's file system
+// cannot hold, or, across file systems, one with more than one hard link.
 //
-// Rollback puts every file back byte for byte, with its mode, owner and
-// times, except where a file has since been created at its path: that one
-// stays in the quarantine, is reported, and a later Rollback tries it
-// again. PruneQuarantine deletes quarantines past their retention.
+// Rollback puts every file back byte for byte, with its owner, then its
+// mode, its times and its extended attributes, and compares each restored
+// file with its manifest entry: a difference is a rollback error. A file
+// created since at its path stays in the quarantine, is reported, and a
+// later Rollback tries it again. PruneQuarantine deletes quarantines past
+// their retention.
 type CleanTempFiles struct {
 	roots      []string
 	quarantine string
@@ -84,6 +90,9 @@ func (c *CleanTempFiles) Spec() Spec {
 
 // quarantineManifest is manifest.json.
 type quarantineManifest struct {
+	// Version is 2 when each file's extended attributes are recorded
+	// (Xattrs, empty for none); before, they were not.
+	Version   int               `json:"version,omitempty"`
 	RunID     string            `json:"run_id"`
 	Root      string            `json:"root"`
 	Path      string            `json:"path"`
@@ -105,6 +114,15 @@ type quarantinedFile struct {
 	GID    uint32    `json:"gid"`
 	MTime  time.Time `json:"mtime"`
 	ATime  time.Time `json:"atime"`
+	// Xattrs are its extended attributes by name, ACLs included.
+	Xattrs map[string][]byte `json:"xattrs,omitempty"`
+}
+
+// manifestVersion is the version of the manifests Run writes.
+const manifestVersion = 2
+
+func (f quarantinedFile) meta() fileMeta {
+	return fileMeta{mode: f.Mode, uid: f.UID, gid: f.GID, atime: f.ATime, mtime: f.MTime, xattrs: f.Xattrs}
 }
 
 // cleanUndo is clean_temp_files' Undo.
@@ -183,7 +201,7 @@ func (c *CleanTempFiles) Run(ctx context.Context, req Request) (Result, error) {
 		return res, walkErr
 	}
 	if len(run.moved) > 0 {
-		m := quarantineManifest{RunID: req.RunID, Root: root, Path: path, OlderThan: params["older_than"], Created: c.now().UTC(), Files: run.moved}
+		m := quarantineManifest{Version: manifestVersion, RunID: req.RunID, Root: root, Path: path, OlderThan: params["older_than"], Created: c.now().UTC(), Files: run.moved}
 		manifest := filepath.Join(run.runDir, "manifest.json")
 		if err := writeManifest(manifest, m); err != nil {
 			// The files are in the quarantine without a manifest; say
@@ -310,6 +328,9 @@ func (c *CleanTempFiles) moveFile(dir *os.File, name string, dst *os.File, pre u
 		Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid,
 		MTime: timespecTime(st.Mtim), ATime: timespecTime(st.Atim),
 	}
+	if q.Xattrs, err = fileXattrs(int(f.Fd())); err != nil {
+		return q, fmt.Errorf("%s: %w; left in place", f.Name(), err)
+	}
 	err = c.rename(int(dir.Fd()), name, int(dst.Fd()), name)
 	switch {
 	case err == nil:
@@ -318,8 +339,15 @@ func (c *CleanTempFiles) moveFile(dir *os.File, name string, dst *os.File, pre u
 			return q, err
 		}
 	case errors.Is(err, unix.EXDEV):
-		if q.SHA256, q.Size, err = copyFileAt(f, dst, name, q.Mode, q.UID, q.GID, q.ATime, q.MTime); err != nil {
-			return q, err
+		if st.Nlink > 1 {
+			// A copy would be a new file; the other links would keep
+			// the old one, and a rollback could not join them again.
+			return q, fmt.Errorf("%s has %d hard links, which a copy to the quarantine on another file system would break; left in place", f.Name(), st.Nlink)
+		}
+		// The copy takes every attribute or fails (and is removed): what
+		// the quarantine's file system cannot hold is not quarantined.
+		if q.SHA256, q.Size, err = copyFileAt(f, dst, name, q.meta()); err != nil {
+			return q, fmt.Errorf("%s cannot be quarantined exactly: %w; left in place", f.Name(), err)
 		}
 		// Remove the original only if it is still what was copied.
 		var now unix.Stat_t
@@ -382,14 +410,21 @@ func (c *CleanTempFiles) Rollback(_ context.Context, runID string, undo json.Raw
 	var problems []error
 	restored := 0
 	for _, f := range m.Files {
-		if err := c.restoreFile(root, m.Path, files, f); err != nil {
+		err := c.restoreFile(root, m.Path, files, f, m.Version >= manifestVersion)
+		var diff *restoredDiffers
+		if err != nil && !errors.As(err, &diff) {
 			left = append(left, f)
 			problems = append(problems, err)
 			continue
 		}
+		// A file that differs from its manifest is back in place all
+		// the same: reported, not retried.
+		if err != nil {
+			problems = append(problems, err)
+		}
 		restored++
 	}
-	if len(left) == 0 {
+	if len(left) == 0 && len(problems) == 0 {
 		if err := os.RemoveAll(runDir); err != nil {
 			return res, final(fmt.Errorf("clean_temp_files: rollback: restored %d files but: %w", restored, err))
 		}
@@ -401,11 +436,27 @@ func (c *CleanTempFiles) Rollback(_ context.Context, runID string, undo json.Raw
 		problems = append(problems, err)
 	}
 	res.Summary = fmt.Sprintf("restored %d files to %s; %d left in %s", restored, m.Path, len(left), runDir)
+	if len(left) == 0 {
+		res.Summary = fmt.Sprintf("restored %d files to %s, not all exactly", restored, m.Path)
+	}
 	return res, final(fmt.Errorf("clean_temp_files: rollback: %w", errors.Join(problems...)))
 }
 
-// restoreFile moves one file back from the quarantine.
-func (c *CleanTempFiles) restoreFile(root, base string, files *os.File, f quarantinedFile) error {
+// restoredDiffers says a file was put back but differs from its manifest
+// entry.
+type restoredDiffers struct {
+	path  string
+	diffs []string
+}
+
+func (e *restoredDiffers) Error() string {
+	return fmt.Sprintf("%s: restored, but not as it was: %s", e.path, strings.Join(e.diffs, "; "))
+}
+
+// restoreFile moves one file back from the quarantine, and compares what
+// it put back with f (its extended attributes too when withXattrs: the
+// manifest recorded them).
+func (c *CleanTempFiles) restoreFile(root, base string, files *os.File, f quarantinedFile, withXattrs bool) error {
 	if !filepath.IsLocal(f.Rel) || filepath.Join(base, f.Rel) != f.Path {
 		return fmt.Errorf("%s: manifest entry %q is not below %s", f.Path, f.Rel, base)
 	}
@@ -451,7 +502,15 @@ func (c *CleanTempFiles) restoreFile(root, base string, files *os.File, f quaran
 	case errors.Is(err, unix.EEXIST):
 		return fmt.Errorf("%s: recreated since the clean; not overwritten", f.Path)
 	case errors.Is(err, unix.EXDEV):
-		if _, _, err := copyFileAt(src, tdir, name, f.Mode, f.UID, f.GID, f.ATime, f.MTime); err != nil {
+		meta := f.meta()
+		if !withXattrs {
+			// An older manifest did not record them: the quarantined
+			// copy has what it was given.
+			if meta.xattrs, err = fileXattrs(int(src.Fd())); err != nil {
+				return fmt.Errorf("%s: %w", f.Path, err)
+			}
+		}
+		if _, _, err := copyFileAt(src, tdir, name, meta); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("%s: recreated since the clean; not overwritten", f.Path)
 			}
@@ -463,11 +522,14 @@ func (c *CleanTempFiles) restoreFile(root, base string, files *os.File, f quaran
 	default:
 		// The open file is the restored one: set what a rename may not
 		// keep (the owner when restored by another user) and the times.
+		// The owner first: chown clears the setuid and setgid bits, which
+		// the mode then sets. An owner that cannot be set is found by the
+		// comparison below.
 		fd := int(src.Fd())
-		if err := unix.Fchmod(fd, f.Mode); err != nil {
+		if err := unix.Fchown(fd, int(f.UID), int(f.GID)); err != nil && !errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
-		if err := unix.Fchown(fd, int(f.UID), int(f.GID)); err != nil && !errors.Is(err, unix.EPERM) {
+		if err := unix.Fchmod(fd, f.Mode); err != nil {
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
 		ts := []unix.Timespec{unix.NsecToTimespec(f.ATime.UnixNano()), unix.NsecToTimespec(f.MTime.UnixNano())}
@@ -475,7 +537,72 @@ func (c *CleanTempFiles) restoreFile(root, base string, files *os.File, f quaran
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
 	}
-	return tdir.Sync()
+	if err := tdir.Sync(); err != nil {
+		return fmt.Errorf("%s: %w", f.Path, err)
+	}
+	return compareRestored(tdir, name, f, withXattrs)
+}
+
+// compareRestored compares the file put back at dir/name with its
+// manifest entry: mode (setuid, setgid and sticky bits included), owner,
+// size, SHA-256 and, when withXattrs, the extended attributes.
+func compareRestored(dir *os.File, name string, f quarantinedFile, withXattrs bool) error {
+	got, st, err := openNoFollow(dir, name)
+	if err != nil {
+		return &restoredDiffers{path: f.Path, diffs: []string{err.Error()}}
+	}
+	defer got.Close()
+	var diffs []string
+	if m := st.Mode & 0o7777; m != f.Mode {
+		diffs = append(diffs, fmt.Sprintf("mode %04o, want %04o", m, f.Mode))
+	}
+	if st.Uid != f.UID || st.Gid != f.GID {
+		diffs = append(diffs, fmt.Sprintf("owner %d:%d, want %d:%d", st.Uid, st.Gid, f.UID, f.GID))
+	}
+	sum, size, err := hashFile(got)
+	switch {
+	case err != nil:
+		diffs = append(diffs, err.Error())
+	case size != f.Size || f.SHA256 != "" && sum != f.SHA256:
+		diffs = append(diffs, fmt.Sprintf("sha256 %s, %d bytes, want %s, %d bytes", sum, size, f.SHA256, f.Size))
+	}
+	if withXattrs {
+		xs, err := fileXattrs(int(got.Fd()))
+		if err != nil {
+			diffs = append(diffs, err.Error())
+		}
+		for _, k := range xattrNames(xs, f.Xattrs) {
+			v, ok := xs[k]
+			w, want := f.Xattrs[k]
+			switch {
+			case !ok:
+				diffs = append(diffs, "extended attribute "+k+" missing")
+			case !want:
+				diffs = append(diffs, "extended attribute "+k+" not in the manifest")
+			case !bytes.Equal(v, w):
+				diffs = append(diffs, "extended attribute "+k+" differs")
+			}
+		}
+	}
+	if len(diffs) > 0 {
+		return &restoredDiffers{path: f.Path, diffs: diffs}
+	}
+	return nil
+}
+
+// xattrNames returns the names in a or b, sorted.
+func xattrNames(a, b map[string][]byte) []string {
+	var names []string
+	for k := range a {
+		names = append(names, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // PruneQuarantine deletes the quarantines in dir (one folder per run) made

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -437,4 +438,210 @@ func TestPruneQuarantine(t *testing.T) {
 	if pruned, err := PruneQuarantine(filepath.Join(tr.root, "none"), testNow); err != nil || pruned != nil {
 		t.Errorf("missing folder: got %q, %v, want nothing", pruned, err)
 	}
+}
+
+// posixACL encodes an access ACL as the system.posix_acl_access extended
+// attribute holds it: owner rwx, user 1234 r-x, group r-x, mask r-x,
+// others r-x (which agrees with mode 0755's group bits).
+func posixACL() []byte {
+	const undefined = 0xffffffff
+	entries := []struct {
+		tag, perm uint16
+		id        uint32
+	}{{0x01, 7, undefined}, {0x02, 5, 1234}, {0x04, 5, undefined}, {0x10, 5, undefined}, {0x20, 5, undefined}}
+	b := []byte{2, 0, 0, 0} // version 2, little endian
+	for _, e := range entries {
+		b = append(b, byte(e.tag), byte(e.tag>>8), byte(e.perm), byte(e.perm>>8),
+			byte(e.id), byte(e.id>>8), byte(e.id>>16), byte(e.id>>24))
+	}
+	return b
+}
+
+// exactState is everything a rollback must bring back of a file.
+type exactState struct {
+	Mode     uint32 // with setuid, setgid and sticky
+	UID, GID uint32
+	SHA256   string
+	MTime    time.Time
+	Xattrs   map[string]string
+}
+
+func exactStateOf(t *testing.T, path string) exactState {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	xs, err := fileXattrs(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := exactState{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, SHA256: stateOf(t, path).SHA256, MTime: timespecTime(st.Mtim), Xattrs: map[string]string{}}
+	for k, v := range xs {
+		s.Xattrs[k] = string(v)
+	}
+	return s
+}
+
+func TestCleanTempFilesRollbackAcrossFileSystemsIsExact(t *testing.T) {
+	t.Parallel()
+	root, qfs := mountFS(t, "tmpfs"), mountFS(t, "tmpfs")
+	old := testNow.Add(-3 * time.Hour)
+	files := map[string]struct {
+		mode   uint32
+		uid    int
+		xattrs map[string][]byte
+	}{
+		"setuid":  {mode: 0o4755, uid: 0},
+		"setgid":  {mode: 0o2750, uid: 4242},
+		"sticky":  {mode: 0o1644, uid: 4242},
+		"attrs":   {mode: 0o755, uid: 4243, xattrs: map[string][]byte{"user.note": []byte("keep me"), "system.posix_acl_access": posixACL()}},
+		"suidacl": {mode: 0o4755, uid: 4244, xattrs: map[string][]byte{"user.x": {0, 1, 2}, "system.posix_acl_access": posixACL()}},
+	}
+	want := map[string]exactState{}
+	for name, f := range files {
+		p := filepath.Join(root, name)
+		if err := os.WriteFile(p, []byte("#!/bin/true\n"+name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(p, f.uid, 4000); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range f.xattrs {
+			if err := unix.Lsetxattr(p, k, v, 0); err != nil {
+				t.Fatalf("setxattr %s %s: %v", p, k, err)
+			}
+		}
+		if err := unix.Chmod(p, f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = exactStateOf(t, p)
+	}
+	if got := want["setuid"].Mode; got != 0o4755 {
+		t.Fatalf("the test's setuid file has mode %04o, want 4755", got)
+	}
+	if _, ok := want["attrs"].Xattrs["system.posix_acl_access"]; !ok {
+		t.Fatalf("the test's file has no ACL: %v", want["attrs"].Xattrs)
+	}
+
+	c, err := NewCleanTempFiles([]string{root}, filepath.Join(qfs, "quarantine"), fixedClock(testNow), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Run(t.Context(), Request{RunID: "run-x", Params: map[string]string{"path": root}})
+	if err != nil {
+		t.Fatalf("Run: %v (%s)", err, res.Output)
+	}
+	if !strings.HasPrefix(res.Summary, "moved 5 files") {
+		t.Fatalf("got summary %q, output %q, want 5 files moved", res.Summary, res.Output)
+	}
+	for name, w := range want {
+		if got := exactStateOf(t, filepath.Join(qfs, "quarantine", "run-x", "files", name)); !reflect.DeepEqual(got, w) {
+			t.Errorf("%s in the quarantine: got %+v, want %+v", name, got, w)
+		}
+	}
+	rb, err := c.Rollback(t.Context(), "run-x", res.Undo)
+	if err != nil {
+		t.Fatalf("Rollback: %v (%s)", err, rb.Summary)
+	}
+	for name, w := range want {
+		if got := exactStateOf(t, filepath.Join(root, name)); !reflect.DeepEqual(got, w) {
+			t.Errorf("%s after the rollback: got %+v, want %+v", name, got, w)
+		}
+	}
+}
+
+func TestCleanTempFilesLeavesInPlaceWhatTheQuarantineCannotHoldExactly(t *testing.T) {
+	t.Parallel()
+	root := mountFS(t, "tmpfs")
+	qfs := mountFS(t, "ramfs") // holds no user.* extended attributes
+	old := testNow.Add(-3 * time.Hour)
+	writeAged(t, filepath.Join(root, "plain"), []byte("plain"), 0o644, old)
+	writeAged(t, filepath.Join(root, "tagged"), []byte("tagged"), 0o644, old)
+	if err := unix.Lsetxattr(filepath.Join(root, "tagged"), "user.note", []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeAged(t, filepath.Join(root, "linked"), []byte("linked"), 0o644, old)
+	if err := os.Link(filepath.Join(root, "linked"), filepath.Join(root, "sub-link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(root, "linked"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCleanTempFiles([]string{root}, filepath.Join(qfs, "quarantine"), fixedClock(testNow), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Run(t.Context(), Request{RunID: "run-y", Params: map[string]string{"path": root}})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !strings.HasPrefix(res.Summary, "moved 1 files") {
+		t.Errorf("got summary %q, want only the plain file moved", res.Summary)
+	}
+	for _, want := range []string{
+		filepath.Join(root, "tagged") + " cannot be quarantined exactly",
+		"user.note",
+		filepath.Join(root, "linked") + " has 2 hard links",
+	} {
+		if !strings.Contains(res.Output, want) {
+			t.Errorf("got output %q, want it to say %q", res.Output, want)
+		}
+	}
+	for _, p := range []string{"tagged", "linked", "sub-link"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err != nil {
+			t.Errorf("%s: got %v, want it left in place", p, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(root, "plain")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("plain: got %v, want it moved", err)
+	}
+}
+
+func TestCleanTempFilesRollbackReportsAFileThatDiffersFromItsManifest(t *testing.T) {
+	t.Parallel()
+	tr := newTempTree(t)
+	c, err := NewCleanTempFiles([]string{tr.root}, tr.quarantine, fixedClock(testNow), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Run(t.Context(), Request{RunID: "run-1", Params: map[string]string{"path": tr.root}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The manifest says a.txt had an extended attribute that the
+	// quarantined file has not: its bytes are intact, so the restore goes
+	// ahead, and the comparison finds what is missing.
+	var m quarantineManifest
+	b, err := os.ReadFile(filepath.Join(tr.quarantine, "run-1", "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	m.Files[0].Xattrs = map[string][]byte{"user.gone": []byte("1")}
+	if err := writeManifest(filepath.Join(tr.quarantine, "run-1", "manifest.json"), m); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Rollback(t.Context(), "run-1", res.Undo)
+	var diff *restoredDiffers
+	if !errors.As(err, &diff) {
+		t.Fatalf("got %v, want a restored file that differs reported", err)
+	}
+	if want := "extended attribute user.gone missing"; !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want it to say %q", err, want)
+	}
+	if _, err := os.Lstat(filepath.Join(tr.root, "a.txt")); err != nil {
+		t.Errorf("got %v, want a.txt put back all the same", err)
+	}
+	tr.checkRestored(t, []string{"sub/b.bin", "sub/deep/c"})
 }

@@ -41,6 +41,7 @@ const (
 	KindVerified   Kind = "verified"    // the post-action verification's result
 	KindRolledBack Kind = "rolled_back" // a rollback ran
 	KindEscalated  Kind = "escalated"   // humans were paged through Alertmanager
+	KindReaped     Kind = "reaped"      // after a crash, what was left of a run's commands was looked for and killed
 )
 
 // Kinds written by the log itself. Append refuses them so that only the log

@@ -2,6 +2,7 @@ package healer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -345,6 +346,18 @@ func (h *Healer) act(ctx context.Context, run store.Run, rb *config.Runbook, ale
 			timeout = 5 * time.Minute
 		}
 		actx, cancel := context.WithTimeout(ctx, timeout)
+		// What holds each command the step runs is stored before the
+		// command starts, for recovery to kill if the healer dies.
+		var holds []action.Hold
+		actx = action.WithHoldReporter(actx, func(hd action.Hold) error {
+			holds = putHold(holds, hd)
+			b, err := json.Marshal(holds)
+			if err != nil {
+				return err
+			}
+			st.Held = b
+			return h.opts.Store.UpdateRun(ctx, run.ID, store.Update{Steps: run.Steps})
+		})
 		t0 := h.now()
 		res, err := act.Run(actx, action.Request{RunID: run.ID, Params: st.Params, DryRun: run.DryRun, Alert: alertJSON(run, alert)})
 		cancel()
@@ -359,6 +372,9 @@ func (h *Healer) act(ctx context.Context, run store.Run, rb *config.Runbook, ale
 		rec.Fields = map[string]string{"step": strconv.Itoa(i), "duration_seconds": strconv.FormatFloat(dur.Seconds(), 'f', 3, 64)}
 		if res.Summary != "" {
 			rec.Fields["summary"] = res.Summary
+		}
+		if len(holds) > 0 {
+			rec.Fields["held_by"] = holdsText(holds)
 		}
 		switch {
 		case err != nil:
@@ -439,6 +455,26 @@ func (h *Healer) act(ctx context.Context, run store.Run, rb *config.Runbook, ale
 	return h.fail(ctx, run, rb, failed)
 }
 
+// putHold adds hd to holds, or replaces the one with its ID.
+func putHold(holds []action.Hold, hd action.Hold) []action.Hold {
+	for i := range holds {
+		if holds[i].ID == hd.ID {
+			holds[i] = hd
+			return holds
+		}
+	}
+	return append(holds, hd)
+}
+
+// holdsText says what held a step's commands, for the audit record.
+func holdsText(holds []action.Hold) string {
+	s := make([]string, len(holds))
+	for i, hd := range holds {
+		s[i] = hd.String()
+	}
+	return strings.Join(s, ", ")
+}
+
 // verify asks the verification query until it holds or its deadline.
 func (h *Healer) verify(ctx context.Context, v *config.Verify, labels map[string]string) (bool, string, error) {
 	deadline := h.now().Add(time.Duration(v.Within))
@@ -508,6 +544,11 @@ func (h *Healer) fail(ctx context.Context, run store.Run, rb *config.Runbook, wh
 
 // escalate posts HealerEscalation to Alertmanager.
 func (h *Healer) escalate(ctx context.Context, run store.Run, reason string) error {
+	return h.escalateWith(ctx, run, nil, fmt.Sprintf("The healer could not fix %s on %s.", run.Alertname, run.Labels["instance"]), reason)
+}
+
+// escalateWith posts HealerEscalation with extra labels and a summary.
+func (h *Healer) escalateWith(ctx context.Context, run store.Run, extra map[string]string, summary, reason string) error {
 	rec := h.base(run)
 	rec.Kind, rec.Reason = audit.KindEscalated, reason
 	if h.opts.Alertmanager == nil {
@@ -523,8 +564,11 @@ func (h *Healer) escalate(ctx context.Context, run store.Run, reason string) err
 	if run.Alertname != "" {
 		labels["healer_alertname"] = run.Alertname
 	}
+	for k, v := range extra {
+		labels[k] = v
+	}
 	ann := map[string]string{
-		"summary":     fmt.Sprintf("The healer could not fix %s on %s.", run.Alertname, run.Labels["instance"]),
+		"summary":     summary,
 		"description": fmt.Sprintf("Run %s of runbook %s (%s on %s): %s", run.ID, run.Runbook, run.Action, run.Target, reason),
 		"run_id":      run.ID,
 	}

@@ -7,8 +7,12 @@
 // The store is the work queue: an alert is "new" until it is planned, and a
 // run moves through pending, (waiting, approved,) running and a final state.
 // After a crash, alerts still new are planned, runs not yet started are run,
-// and runs that were running are marked interrupted and re-planned only if
-// their runbook has a precheck to ask first: nothing is blindly repeated.
+// and of runs that were running, whatever is left of their commands (the
+// cgroup or process group recorded as each command started) is killed,
+// then they are marked interrupted and re-planned only if their runbook
+// has a precheck to ask first and nothing of them was left running:
+// nothing is blindly repeated. One not re-planned is escalated, as a
+// failed run is: what its last step did is unknown.
 package healer
 
 import (
@@ -18,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -307,8 +312,11 @@ func (h *Healer) resume(ctx context.Context) error {
 	return nil
 }
 
-// recover resumes after a stop: runs not yet started are run, running ones
-// are interrupted and re-planned when a precheck can re-check them.
+// recover resumes after a stop: runs not yet started are run. Of a run
+// that was acting, what is left of its commands is killed first (see
+// reap); then it is interrupted, and re-planned when a precheck can
+// re-check it and nothing of it is left running, or escalated, since
+// nobody knows what its last step did.
 func (h *Healer) recover(ctx context.Context) error {
 	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{States: []string{store.RunPending, store.RunApproved, store.RunRunning}, Limit: 100000})
 	if err != nil {
@@ -319,19 +327,40 @@ func (h *Healer) recover(ctx context.Context) error {
 			h.start(ctx, r, r.State == store.RunApproved)
 			continue
 		}
+		left, err := h.reap(ctx, r)
+		if err != nil {
+			return err
+		}
 		reason := "the healer stopped while the run was acting; it is not repeated blindly"
 		rb := h.runbook(r.Runbook)
-		replan := rb != nil && rb.Precheck != nil && r.AlertKey != ""
-		if replan {
+		replan := rb != nil && rb.Precheck != nil && r.AlertKey != "" && left == ""
+		switch {
+		case replan:
 			reason += "; re-planned, to be prechecked first"
-		} else {
+		case left != "":
+			reason += "; " + left + ", so it is not re-planned"
+		default:
 			reason += "; no precheck to re-check it with, so it is not re-planned"
 		}
-		if err := h.record(ctx, audit.Record{
+		step, unknown := interruptedStep(r)
+		rec := audit.Record{
 			Kind: "interrupted", RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname,
-			Runbook: r.Runbook, Action: r.Action, Target: r.Target, Reason: reason,
-		}); err != nil {
+			Runbook: r.Runbook, Action: r.Action, Target: r.Target, Reason: reason, DryRun: r.DryRun,
+		}
+		if step >= 0 {
+			rec.Fields = map[string]string{"step": strconv.Itoa(step), "step_action": r.Steps[step].Action}
+		}
+		if err := h.record(ctx, rec); err != nil {
 			return err
+		}
+		// Not re-planned, an interrupted run pages like a failed one:
+		// before the commit, so that a crash in between pages again
+		// rather than never (Alertmanager folds the repeat into one).
+		if !replan && !r.DryRun && (rb == nil || rb.ShouldEscalate()) {
+			summary := fmt.Sprintf("The healer was stopped while acting on %s on %s; what it did is unknown.", r.Alertname, r.Labels["instance"])
+			if err := h.escalateWith(ctx, r, map[string]string{"outcome": store.RunInterrupted}, summary, unknown+"; "+reason); err != nil {
+				return err
+			}
 		}
 		var nr *store.Run
 		if replan {
@@ -344,7 +373,7 @@ func (h *Healer) recover(ctx context.Context) error {
 			nr.StartedAt, nr.FinishedAt = time.Time{}, time.Time{}
 			nr.Steps = append([]store.StepRecord(nil), r.Steps...)
 			for i := range nr.Steps {
-				nr.Steps[i].State, nr.Steps[i].Error, nr.Steps[i].Output, nr.Steps[i].Undo, nr.Steps[i].Argv = "", "", "", nil, nil
+				nr.Steps[i].State, nr.Steps[i].Error, nr.Steps[i].Output, nr.Steps[i].Undo, nr.Steps[i].Argv, nr.Steps[i].Held = "", "", "", nil, nil, nil
 			}
 		}
 		// The interruption and the re-planned run are one commit: a crash
@@ -358,6 +387,78 @@ func (h *Healer) recover(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// interruptedStep returns the step of an interrupted run that was acting
+// (the first without a result; -1 when every step had ended), and says
+// what is unknown about the run.
+func interruptedStep(r store.Run) (int, string) {
+	for i, st := range r.Steps {
+		if st.State != "" {
+			continue
+		}
+		what := fmt.Sprintf("run %s was interrupted in step %d (%s", r.ID, i, st.Action)
+		if st.Target != "" {
+			what += " on " + st.Target
+		}
+		what += "): whether that step took effect, in part or in full, is unknown"
+		if i > 0 {
+			what += fmt.Sprintf("; steps 0 to %d had ended", i-1)
+		}
+		return i, what
+	}
+	return -1, fmt.Sprintf("run %s was interrupted after its steps had ended, before its result was recorded: whether it fixed anything is unknown", r.ID)
+}
+
+// reap makes sure nothing is left running of an interrupted run's
+// commands, from what held them (StepRecord.Held): each one still there is
+// killed and waited for, and an audit record says what was found and
+// killed. It returns, when something could not be killed, what.
+func (h *Healer) reap(ctx context.Context, r store.Run) (string, error) {
+	var failed []string
+	for i, st := range r.Steps {
+		if len(st.Held) == 0 {
+			continue
+		}
+		var holds []action.Hold
+		if err := json.Unmarshal(st.Held, &holds); err != nil {
+			failed = append(failed, fmt.Sprintf("step %d: what held its commands is unreadable: %v", i, err))
+			continue
+		}
+		for _, hd := range holds {
+			res, err := action.Reap(ctx, hd)
+			rec := audit.Record{
+				Kind: audit.KindReaped, RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname,
+				Runbook: r.Runbook, Action: st.Action, Target: st.Target,
+				Fields: map[string]string{"step": strconv.Itoa(i), "held_by": hd.String(), "mechanism": hd.Mechanism},
+			}
+			if len(res.Found) > 0 {
+				pids := make([]string, len(res.Found))
+				for j, p := range res.Found {
+					pids[j] = strconv.Itoa(p)
+				}
+				rec.Fields["found"] = strings.Join(pids, ",")
+			}
+			switch {
+			case err != nil:
+				rec.Result, rec.Reason = "failed", err.Error()
+				failed = append(failed, fmt.Sprintf("step %d: %s: %v", i, hd, err))
+			case len(res.Found) > 0:
+				rec.Result = "killed"
+				rec.Reason = fmt.Sprintf("%d processes of the interrupted run were still running; killed", len(res.Found))
+			default:
+				rec.Result, rec.Reason = "none_left", "nothing of the interrupted run's command was still running"
+			}
+			if err := h.record(ctx, rec); err != nil {
+				return "", err
+			}
+			h.logger.Info("run_reaped", "run_id", r.ID, "step", i, "held_by", hd.String(), "result", rec.Result, "found", len(res.Found))
+		}
+	}
+	if len(failed) > 0 {
+		return "what was left of it could not all be killed (" + strings.Join(failed, "; ") + ")", nil
+	}
+	return "", nil
 }
 
 func (h *Healer) runbook(name string) *config.Runbook {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -139,6 +140,13 @@ type env struct {
 
 func newEnv(t *testing.T, yml string) *env {
 	t.Helper()
+	return newEnvWith(t, yml, nil)
+}
+
+// newEnvWith is newEnv with before called on the store before the healer
+// starts, as a store left by an earlier process.
+func newEnvWith(t *testing.T, yml string, before func(*store.Store)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	clk := &clock{now: time.Date(2026, 11, 23, 18, 20, 0, 0, time.UTC)}
 	act := &fakeAction{spec: action.Spec{
@@ -160,6 +168,9 @@ func newEnv(t *testing.T, yml string) *env {
 	alog, err := audit.Open(filepath.Join(dir, "audit"), audit.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(st)
 	}
 	q := &fakeQuerier{answer: true}
 	am := &fakeAM{}
@@ -699,5 +710,86 @@ func TestClaimedNamesAreValidatedEverywhere(t *testing.T) {
 	}
 	if runs := e.settle(); len(runs) != 0 {
 		t.Errorf("%d runs were created by requests with invalid names", len(runs))
+	}
+}
+
+func TestAnInterruptedRunThatIsNotReplannedEscalates(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		yml      string
+		wantPage bool
+	}{
+		{name: "without a precheck it pages, naming the run and the step whose effect is unknown", yml: restart, wantPage: true},
+		{name: "a runbook that does not escalate does not page", yml: restart + "    escalate: false\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// The run a healer killed mid-step left: its first step done,
+			// its second started.
+			const id = "01jinterruptedrun0000000000"
+			e := newEnvWith(t, tt.yml, func(st *store.Store) {
+				run := store.Run{
+					ID: id, Fingerprint: "f00dfeed", Alertname: "HealerTestTrigger", Runbook: "restart",
+					Action: "restart_service", Target: "node.service", Tier: "medium", State: store.RunRunning,
+					Labels:    map[string]string{"alertname": "HealerTestTrigger", "instance": "127.0.0.1:19100", "job": "node"},
+					CreatedAt: time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC),
+					Steps: []store.StepRecord{
+						{Action: "restart_service", Params: map[string]string{"unit": "db.service"}, Target: "db.service", State: "ok"},
+						{Action: "restart_service", Params: map[string]string{"unit": "node.service"}, Target: "node.service"},
+					},
+				}
+				if err := st.InsertRun(t.Context(), run); err != nil {
+					t.Fatal(err)
+				}
+			})
+			deadline := time.Now().Add(10 * time.Second)
+			tick := time.NewTicker(2 * time.Millisecond) // polling the healer's goroutine, bounded by the deadline
+			defer tick.Stop()
+			for {
+				r, err := e.st.Run(t.Context(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.State == store.RunInterrupted {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("run is %s after 10s, want interrupted", r.State)
+				}
+				<-tick.C
+			}
+			e.settle()
+			e.am.mu.Lock()
+			pages := slices.Clone(e.am.escalations)
+			e.am.mu.Unlock()
+			if !tt.wantPage {
+				if len(pages) != 0 {
+					t.Errorf("got %d escalations, want none: %v", len(pages), pages)
+				}
+				return
+			}
+			if len(pages) != 1 {
+				t.Fatalf("got %d escalations, want 1", len(pages))
+			}
+			p := pages[0]
+			if p["outcome"] != store.RunInterrupted || p["runbook"] != "restart" || p["instance"] != "127.0.0.1:19100" {
+				t.Errorf("got labels %v, want outcome=interrupted, the runbook and the instance", p)
+			}
+			for _, want := range []string{
+				"run " + id + " was interrupted in step 1 (restart_service on node.service)",
+				"whether that step took effect, in part or in full, is unknown",
+				"steps 0 to 0 had ended",
+				"not re-planned",
+			} {
+				if !strings.Contains(p["description"], want) {
+					t.Errorf("got description %q, want it to say %q", p["description"], want)
+				}
+			}
+			if kinds := auditKinds(t, e.dir); !strings.Contains(kinds, "interrupted: escalated:posted") {
+				t.Errorf("got audit %s, want the interruption, then the escalation", kinds)
+			}
+		})
 	}
 }

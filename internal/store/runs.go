@@ -75,6 +75,10 @@ type StepRecord struct {
 	Argv   []string        `json:"argv,omitempty"`
 	Output string          `json:"output,omitempty"`
 	Undo   json.RawMessage `json:"undo,omitempty"`
+	// Held says what held the processes of the commands the step ran
+	// (a list of action.Hold, opaque to the store), written as each
+	// command starts, so that recovery can kill what a crash left.
+	Held json.RawMessage `json:"held,omitempty"`
 }
 
 // Run is one execution of a runbook for one alert (or of one action by
