@@ -8,9 +8,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -231,6 +233,16 @@ type Step struct {
 	// validated by the action's parameter schema.
 	Params  map[string]string `yaml:"params"`
 	Timeout model.Duration    `yaml:"timeout"`
+
+	// templates are Params parsed once, at load.
+	templates map[string]*Template
+}
+
+// Template returns the parsed template of parameter name, parsed when the
+// configuration was loaded.
+func (s *Step) Template(name string) (*Template, bool) {
+	t, ok := s.templates[name]
+	return t, ok
 }
 
 // Query is a PromQL condition.
@@ -603,7 +615,11 @@ func (c *Config) validate(specs []action.Spec) error {
 	if c.Global.Concurrency < 1 {
 		bad("must be at least 1", "global", "concurrency")
 	}
-	for name, e := range map[string]*Endpoint{"prometheus": c.Prometheus, "alertmanager": c.Alertmanager} {
+	for _, ep := range []struct {
+		name string
+		e    *Endpoint
+	}{{"prometheus", c.Prometheus}, {"alertmanager", c.Alertmanager}} {
+		name, e := ep.name, ep.e
 		if e == nil {
 			continue
 		}
@@ -719,7 +735,8 @@ func (c *Config) validate(specs []action.Spec) error {
 				bad(fmt.Sprintf("unknown action %q", st.Action), "runbooks", i, "steps", j, "action")
 				continue
 			}
-			for k, v := range st.Params {
+			for _, k := range slices.Sorted(maps.Keys(st.Params)) {
+				v := st.Params[k]
 				p, ok := spec.Param(k)
 				if !ok {
 					bad(fmt.Sprintf("%s has no parameter %q", st.Action, k), "runbooks", i, "steps", j, "params", k)
@@ -730,6 +747,10 @@ func (c *Config) validate(specs []action.Spec) error {
 					bad(err.Error(), "runbooks", i, "steps", j, "params", k)
 					continue
 				}
+				if st.templates == nil {
+					st.templates = make(map[string]*Template, len(st.Params))
+				}
+				st.templates[k] = tmpl
 				if tmpl.Static() {
 					if _, err := p.Check(v); err != nil {
 						bad(err.Error(), "runbooks", i, "steps", j, "params", k)

@@ -223,3 +223,37 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestValidationErrorsComeInAStableOrder(t *testing.T) {
+	t.Parallel()
+	yml := "prometheus: {url: ftp://p}\nalertmanager: {url: ftp://a}\nrunbooks:\n  - name: a\n    match: ['x=\"1\"']\n    steps: [{action: restart_service, params: {unit: 'bad unit', b: x, c: y, d: z}}]\n"
+	var first string
+	for i := range 20 {
+		_, err := Load([]byte(yml), StaticSpecs(specs))
+		if err == nil {
+			t.Fatal("want errors")
+		}
+		if i == 0 {
+			first = err.Error()
+			continue
+		}
+		if err.Error() != first {
+			t.Fatalf("load %d reported\n%s\nwant the same order as the first:\n%s", i, err, first)
+		}
+	}
+}
+
+func TestStepTemplatesAreParsedAtLoad(t *testing.T) {
+	t.Parallel()
+	c, err := Load([]byte("runbooks:\n  - name: a\n    match: ['x=\"1\"']\n    steps: [{action: restart_service, params: {unit: '{{ $labels.job }}.service'}}]\n"), StaticSpecs(specs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, ok := c.Runbooks[0].Steps[0].Template("unit")
+	if !ok {
+		t.Fatal("the unit parameter's template was not parsed at load")
+	}
+	if got, err := tmpl.Execute(map[string]string{"job": "nginx"}, nil); err != nil || got != "nginx.service" {
+		t.Errorf("Execute: got %q, %v; want nginx.service", got, err)
+	}
+}

@@ -663,11 +663,12 @@ func (h *Healer) build(cfg *config.Config, rb *config.Runbook, a store.StoredAle
 		}
 		spec := act.Spec()
 		raw := make(map[string]string, len(st.Params))
-		for k, v := range st.Params {
-			t, err := config.ParseTemplate(v)
-			if err != nil {
-				return run, fmt.Errorf("step %d param %q: %w", i, k, err)
+		for k := range st.Params {
+			t, ok := st.Template(k)
+			if !ok {
+				return run, fmt.Errorf("step %d param %q: not parsed when the configuration was loaded", i, k)
 			}
+			var err error
 			if raw[k], err = t.Execute(labels, annotations); err != nil {
 				return run, fmt.Errorf("step %d param %q: %w", i, k, err)
 			}
