@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -45,7 +46,9 @@ type BlockOptions struct {
 // Rolling back one run unblocks the address even if a later run blocked it
 // too.
 type BlockIP struct {
-	backend    string
+	backend    string // as configured: auto, nftables or iptables
+	detect     sync.Once
+	fw         string // what firewall() found
 	runner     Runner
 	neverBlock []netip.Prefix
 	now        func() time.Time
@@ -70,13 +73,9 @@ func NewBlockIP(o BlockOptions) (*BlockIP, error) {
 	}
 	switch b.backend {
 	case FirewallNftables, FirewallIptables:
-	case "", FirewallAuto:
-		b.backend = FirewallNftables
-		if _, err := lookPath("nft"); err != nil {
-			if _, err := lookPath("iptables"); err == nil {
-				b.backend = FirewallIptables
-			}
-		}
+	case "":
+		b.backend = FirewallAuto
+	case FirewallAuto:
 	default:
 		return nil, fmt.Errorf("block_ip: unknown firewall %q (want auto, nftables or iptables)", b.backend)
 	}
@@ -93,6 +92,25 @@ func NewBlockIP(o BlockOptions) (*BlockIP, error) {
 		return nil, errors.Join(errs...)
 	}
 	return b, nil
+}
+
+// firewall is the backend block_ip uses. With auto it looks on PATH the
+// first time it is asked (not when the action is built, so that checking a
+// configuration looks nothing up): nftables unless only iptables is there.
+func (b *BlockIP) firewall() string {
+	b.detect.Do(func() {
+		b.fw = b.backend
+		if b.backend != FirewallAuto {
+			return
+		}
+		b.fw = FirewallNftables
+		if _, err := lookPath("nft"); err != nil {
+			if _, err := lookPath("iptables"); err == nil {
+				b.fw = FirewallIptables
+			}
+		}
+	})
+	return b.fw
 }
 
 // parsePrefix parses an address or a prefix, unmapping IPv4-in-IPv6.
@@ -115,7 +133,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 func (b *BlockIP) Spec() Spec {
 	return Spec{
 		Name:       "block_ip",
-		Doc:        "Drop incoming packets from an address or prefix for ttl (" + b.backend + "). Refuses loopback, the unspecified address, prefixes broader than /8 (IPv4) or /32 (IPv6), and the never-block list.",
+		Doc:        "Drop incoming packets from an address or prefix for ttl (nftables or iptables, firewall: " + b.backend + "). Refuses loopback, the unspecified address, prefixes broader than /8 (IPv4) or /32 (IPv6), and the never-block list.",
 		Tier:       TierHigh,
 		Timeout:    30 * time.Second,
 		Reversible: true,
@@ -173,9 +191,10 @@ func (b *BlockIP) Run(ctx context.Context, req Request) (Result, error) {
 	}
 	ttl = ttl.Truncate(time.Second)
 	expires := b.now().Add(ttl).UTC().Truncate(time.Second)
-	u := blockUndo{Backend: b.backend, Address: addr, Expires: expires}
+	fw := b.firewall()
+	u := blockUndo{Backend: fw, Address: addr, Expires: expires}
 	var argv []string
-	if b.backend == FirewallNftables {
+	if fw == FirewallNftables {
 		argv = []string{"nft", nftBlockScript(p, addr, ttl)}
 	} else {
 		u.Comment = "deus:" + req.RunID + "@" + expires.Format(time.RFC3339)
@@ -183,7 +202,7 @@ func (b *BlockIP) Run(ctx context.Context, req Request) (Result, error) {
 	}
 	res := Result{Target: addr, Argv: argv}
 	if req.DryRun {
-		res.Summary = fmt.Sprintf("would block %s for %s with %s", addr, params["ttl"], b.backend)
+		res.Summary = fmt.Sprintf("would block %s for %s with %s", addr, params["ttl"], fw)
 		return res, nil
 	}
 	out, err := b.runner.Run(ctx, argv, nil)
@@ -195,7 +214,7 @@ func (b *BlockIP) Run(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return res, final(fmt.Errorf("block_ip: encode undo: %w", err))
 	}
-	res.Summary = fmt.Sprintf("blocked %s until %s with %s", addr, expires.Format(time.RFC3339), b.backend)
+	res.Summary = fmt.Sprintf("blocked %s until %s with %s", addr, expires.Format(time.RFC3339), fw)
 	return res, nil
 }
 
@@ -242,7 +261,7 @@ func (b *BlockIP) Rollback(ctx context.Context, runID string, undo json.RawMessa
 // blocks itself and ExpireBlocks does nothing. The healer calls it
 // periodically (a minute is fine): until then an expired rule stays.
 func (b *BlockIP) ExpireBlocks(ctx context.Context) ([]string, error) {
-	if b.backend != FirewallIptables {
+	if b.firewall() != FirewallIptables {
 		return nil, nil
 	}
 	now := b.now()

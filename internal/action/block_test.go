@@ -344,3 +344,18 @@ func TestNftScriptParses(t *testing.T) {
 		}
 	}
 }
+
+func TestBlockIPLooksForItsFirewallOnlyWhenItActs(t *testing.T) {
+	t.Parallel()
+	b, err := NewBlockIP(BlockOptions{Runner: &fakeRunner{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Spec()
+	if b.fw != "" {
+		t.Fatalf("after building and listing block_ip its firewall is %q; want it not looked up yet (check-config must not search PATH)", b.fw)
+	}
+	if fw := b.firewall(); fw != FirewallNftables && fw != FirewallIptables {
+		t.Errorf("firewall(): got %q, want nftables or iptables", fw)
+	}
+}
