@@ -29,19 +29,22 @@ type Kind string
 
 // The steps the healer records, in the order a run goes through them.
 const (
-	KindReceived   Kind = "received"    // an alert was accepted at intake
-	KindMatched    Kind = "matched"     // a runbook matched it (or none did: Reason)
-	KindSkipped    Kind = "skipped"     // nothing will be done, and why
-	KindPrechecked Kind = "prechecked"  // the PromQL precheck's result
-	KindGuarded    Kind = "guarded"     // the guards' decision: allowed, or why not
-	KindApproved   Kind = "approved"    // a person approved a run waiting above the tier ceiling
-	KindDenied     Kind = "denied"      // a person denied it, or the approval expired
-	KindStarted    Kind = "started"     // an action is about to run (written before it runs)
-	KindFinished   Kind = "finished"    // it ended, with Result and duration
-	KindVerified   Kind = "verified"    // the post-action verification's result
-	KindRolledBack Kind = "rolled_back" // a rollback ran
-	KindEscalated  Kind = "escalated"   // humans were paged through Alertmanager
-	KindReaped     Kind = "reaped"      // after a crash, what was left of a run's commands was looked for and killed
+	KindReceived    Kind = "received"    // an alert was accepted at intake
+	KindMatched     Kind = "matched"     // a runbook matched it (or none did: Reason)
+	KindSkipped     Kind = "skipped"     // nothing will be done, and why
+	KindPrechecked  Kind = "prechecked"  // the PromQL precheck's result
+	KindGuarded     Kind = "guarded"     // the guards' decision: allowed, or why not
+	KindApproved    Kind = "approved"    // a person approved a run waiting above the tier ceiling
+	KindDenied      Kind = "denied"      // a person denied it, or the approval expired
+	KindStarted     Kind = "started"     // an action is about to run (written before it runs)
+	KindFinished    Kind = "finished"    // it ended, with Result and duration
+	KindVerified    Kind = "verified"    // the post-action verification's result
+	KindRolledBack  Kind = "rolled_back" // a rollback ran
+	KindEscalated   Kind = "escalated"   // humans were paged through Alertmanager
+	KindReaped      Kind = "reaped"      // after a crash, what was left of a run's commands was looked for and killed
+	KindRequested   Kind = "requested"   // a person asked for a run by hand
+	KindSilenced    Kind = "silenced"    // an Alertmanager silence was created for the time a run acts
+	KindInterrupted Kind = "interrupted" // the healer stopped while a run acted; whether it is re-planned
 )
 
 // Kinds written by the log itself. Append refuses them so that only the log

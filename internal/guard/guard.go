@@ -27,8 +27,31 @@ import (
 	"time"
 
 	"github.com/deus-ex-machina/deus/internal/action"
-	"github.com/deus-ex-machina/deus/internal/store"
 )
+
+// Counts are what the guards need to know of a runbook's past runs since a
+// window's start.
+type Counts struct {
+	// LastStart is when a run of the runbook on the target last started
+	// (zero if never), for the cooldown.
+	LastStart time.Time
+	// InWindow is how many runs of the runbook started in the window, on
+	// any target, for the rate limit.
+	InWindow int
+	// Targets is how many distinct targets the runbook's runs acted on in
+	// the window, for the blast radius.
+	Targets int
+	// TargetSeen reports whether the run's target is among them.
+	TargetSeen bool
+}
+
+// Breaker is the state of a circuit breaker (one per runbook and target).
+type Breaker struct {
+	Failures    int       // in a row
+	OpenedAt    time.Time // zero while closed
+	LastFailure time.Time
+	Escalated   bool // people were told it opened
+}
 
 // Policy is the guards' configuration for one runbook.
 type Policy struct {
@@ -51,10 +74,10 @@ type Facts struct {
 	Target   string
 	Silenced bool
 	// Cooldown and rate: counts over the longest of the windows.
-	Counts store.GuardCounts
+	Counts Counts
 	// Counts over the blast radius window (may equal Counts).
-	BlastCounts store.GuardCounts
-	Breaker     store.Breaker
+	BlastCounts Counts
+	Breaker     Breaker
 	// GateOK is the gate query's verdict (true when it returned a result).
 	GateOK bool
 	// Approved says a person approved this run already.
@@ -120,7 +143,7 @@ func Check(p Policy, f Facts) Decision {
 
 // BreakerOpen reports whether b is open at now: it has opened and Quiet has
 // not yet passed since its last failure.
-func BreakerOpen(p Policy, b store.Breaker, now time.Time) bool {
+func BreakerOpen(p Policy, b Breaker, now time.Time) bool {
 	if p.BreakerFailures <= 0 || b.OpenedAt.IsZero() {
 		return false
 	}
@@ -129,7 +152,7 @@ func BreakerOpen(p Policy, b store.Breaker, now time.Time) bool {
 
 // Failed records a failure in b and reports whether it opened the breaker
 // now (it was closed before).
-func Failed(p Policy, b store.Breaker, now time.Time) (store.Breaker, bool) {
+func Failed(p Policy, b Breaker, now time.Time) (Breaker, bool) {
 	if p.BreakerFailures <= 0 {
 		return b, false
 	}
@@ -148,7 +171,7 @@ func Failed(p Policy, b store.Breaker, now time.Time) (store.Breaker, bool) {
 
 // Succeeded records a success: the count of failures in a row starts over
 // and the breaker is closed.
-func Succeeded(b store.Breaker) store.Breaker {
+func Succeeded(b Breaker) Breaker {
 	b.Failures, b.OpenedAt, b.Escalated = 0, time.Time{}, false
 	return b
 }

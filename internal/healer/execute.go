@@ -2,7 +2,6 @@ package healer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -20,7 +19,10 @@ import (
 )
 
 // start executes run in its own goroutine, unless this process already is.
-func (h *Healer) start(ctx context.Context, run store.Run, approved bool) {
+// alert is the run's alert when the caller has it (nil: read it); fresh
+// says the caller just created the run or moved it to its state, so that
+// its state need not be read back.
+func (h *Healer) start(ctx context.Context, run store.Run, alert *store.StoredAlert, fresh bool) {
 	h.mu.Lock()
 	if h.active[run.ID] {
 		h.mu.Unlock()
@@ -36,10 +38,15 @@ func (h *Healer) start(ctx context.Context, run store.Run, approved bool) {
 			delete(h.active, run.ID)
 			h.mu.Unlock()
 		}()
-		if err := h.execute(ctx, run, approved); err != nil && ctx.Err() == nil {
+		if err := h.execute(ctx, h.newFlow(run, alert, fresh)); err != nil && ctx.Err() == nil {
 			h.logger.Error("run_failed", "run_id", run.ID, "runbook", run.Runbook, "err", err)
 		}
 	}()
+}
+
+// newFlow is a run about to go through the pipeline.
+func (h *Healer) newFlow(run store.Run, alert *store.StoredAlert, fresh bool) *flow {
+	return &flow{run: run, rb: h.runbook(run.Runbook), alert: alert, fresh: fresh}
 }
 
 func (h *Healer) base(r store.Run) audit.Record {
@@ -49,153 +56,26 @@ func (h *Healer) base(r store.Run) audit.Record {
 	}
 }
 
-// finish ends a run in a final state, with its audit record and metric.
-func (h *Healer) finish(ctx context.Context, r store.Run, kind audit.Kind, state, reason string, from ...string) error {
-	rec := h.base(r)
-	rec.Kind, rec.Result, rec.Reason = kind, state, reason
-	if err := h.record(ctx, rec); err != nil {
-		return err
-	}
-	if err := h.opts.Store.UpdateRun(ctx, r.ID, store.Update{State: state, Reason: reason, FinishedAt: h.now()}, from...); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			// The run left the state it was read in (cancelled, decided
-			// or expired meanwhile): the record above did not take
-			// effect, and the log says so.
-			lost := h.base(r)
-			lost.Kind, lost.Result, lost.Reason = audit.KindSkipped, "superseded", "the run was no longer "+strings.Join(from, " or ")+" when it was to become "+state
-			// Written even when ctx ends (a shutdown): the record above
-			// must not stand uncorrected.
-			return errors.Join(err, h.record(context.WithoutCancel(ctx), lost))
-		}
-		return err
-	}
-	h.opts.Metrics.runs.WithLabelValues(r.Action, state).Inc()
-	h.logger.Info("run_ended", "state", state, "run_id", r.ID, "runbook", r.Runbook, "action", r.Action, "target", r.Target, "reason", reason)
-	return nil
-}
-
-// execute takes a run from pending (or approved) to a final state, or to
-// waiting for approval.
-func (h *Healer) execute(ctx context.Context, run store.Run, approved bool) error {
+// execute takes a run through the pipeline: from pending (or approved) to
+// a final state, or to waiting for approval. Runs acting at once are
+// bounded by global.concurrency.
+func (h *Healer) execute(ctx context.Context, f *flow) error {
 	select {
 	case h.sem <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	defer func() { <-h.sem }()
-
-	from := store.RunPending
-	if approved {
-		from = store.RunApproved
-	}
-	// The run may have been read before an execution that has ended since
-	// (resume lists runs, then starts those not active): act only on its
-	// state now.
-	cur, err := h.opts.Store.Run(ctx, run.ID)
-	if err != nil {
-		return err
-	}
-	if cur.State != from {
-		return nil
-	}
-	rb := h.runbook(run.Runbook)
-	if run.Runbook != "" && rb == nil {
-		return h.finish(ctx, run, audit.KindSkipped, store.RunSkipped, "the runbook was removed from the configuration", from)
-	}
-	alert, err := h.alertOf(ctx, run)
-	if err != nil {
-		return err
-	}
-	if alert != nil && alert.Status == "firing" {
-		resolved, err := h.opts.Store.Resolved(ctx, alert.Fingerprint, alert.StartsAt)
-		if err != nil {
-			return err
-		}
-		if resolved {
-			return h.finish(ctx, run, audit.KindSkipped, store.RunCancelled, "the alert resolved before the run started", from)
-		}
-	}
-
-	// Precheck: is it still true?
-	if rb != nil && rb.Precheck != nil {
-		ok, detail, err := h.condition(ctx, rb.Precheck, run.Labels)
-		rec := h.base(run)
-		rec.Kind, rec.Fields = audit.KindPrechecked, map[string]string{"query": detail}
-		switch {
-		case err != nil:
-			rec.Result, rec.Reason = "error", err.Error()
-		case ok:
-			rec.Result = "holds"
-		default:
-			rec.Result = "no_longer_true"
-		}
-		if err := h.record(ctx, rec); err != nil {
-			return err
-		}
-		if err != nil {
-			return h.finish(ctx, run, audit.KindSkipped, store.RunSkipped, "precheck failed: "+err.Error(), from)
-		}
-		if !ok {
-			return h.finish(ctx, run, audit.KindSkipped, store.RunSkipped, "precheck: the condition no longer holds", from)
-		}
-	}
-
-	// Guards. The guards read the runbook's past runs, so checking them
-	// and recording this run's start are one step: runs of one runbook
-	// pass here one at a time, or two alerts about one target arriving
-	// together would both pass the cooldown (and the rate and blast
-	// radius limits could be overrun the same way).
-	unlock := h.lockRunbook(run.Runbook)
-	locked := true
+	defer f.release()
 	defer func() {
-		if locked {
-			unlock()
+		if f.silenceID != "" {
+			if err := h.opts.Alertmanager.Expire(context.WithoutCancel(ctx), f.silenceID); err != nil {
+				h.logger.Warn("silence_expire_failed", "run_id", f.run.ID, "silence_id", f.silenceID, "err", err)
+			}
 		}
 	}()
-	d, err := h.guard(ctx, run, rb, approved)
-	if err != nil {
-		return err
-	}
-	rec := h.base(run)
-	rec.Kind, rec.Result, rec.Reason = audit.KindGuarded, d.Verdict.String(), d.Reason
-	if d.Guard != "" {
-		rec.Fields = map[string]string{"guard": d.Guard}
-	}
-	if err := h.record(ctx, rec); err != nil {
-		return err
-	}
-	switch d.Verdict {
-	case guard.Skip:
-		h.opts.Metrics.guarded.WithLabelValues(d.Guard).Inc()
-		if err := h.opts.Store.UpdateRun(ctx, run.ID, store.Update{State: store.RunSkipped, Reason: d.Reason, FinishedAt: h.now()}, from); err != nil {
-			return err
-		}
-		h.opts.Metrics.runs.WithLabelValues(run.Action, store.RunSkipped).Inc()
-		h.logger.Info("run_skipped", "run_id", run.ID, "runbook", run.Runbook, "guard", d.Guard, "reason", d.Reason)
-		return nil
-	case guard.NeedApproval:
-		if run.DryRun {
-			break // a dry run says what it would do; it needs nobody's approval
-		}
-		expires := h.now().Add(time.Duration(h.cfg.Load().Global.ApprovalTimeout))
-		if err := h.opts.Store.UpdateRun(ctx, run.ID, store.Update{State: store.RunWaiting, Reason: d.Reason, ExpiresAt: expires}, from); err != nil {
-			return err
-		}
-		h.logger.Info("run_waiting_approval", "run_id", run.ID, "runbook", run.Runbook, "tier", run.Tier, "expires", expires)
-		return nil
-	}
-
-	now := h.now()
-	if err := h.opts.Store.UpdateRun(ctx, run.ID, store.Update{State: store.RunRunning, StartedAt: now}, from); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return nil // cancelled or decided meanwhile
-		}
-		return err
-	}
-	run.StartedAt = now
-	unlock()
-	locked = false
-	return h.act(ctx, run, rb, alert)
+	_, err := h.pipeline().Exec(ctx, f)
+	return err
 }
 
 // lockRunbook serialises the guard check and start of the runs of one
@@ -261,18 +141,29 @@ func (h *Healer) policy(rb *config.Runbook) guard.Policy {
 
 func (h *Healer) guard(ctx context.Context, run store.Run, rb *config.Runbook, approved bool) (guard.Decision, error) {
 	p := h.policy(rb)
-	tier, _ := action.ParseTier(run.Tier)
 	now := h.now()
-	f := guard.Facts{Now: now, Tier: tier, Target: run.Target, Approved: approved}
-	var err error
-	if f.Counts, err = h.opts.Store.Counts(ctx, run.Runbook, run.Target, now.Add(-p.RateWindow)); err != nil {
-		return guard.Decision{}, err
+	f := guard.Facts{Now: now, Tier: run.Tier, Target: run.Target, Approved: approved}
+	// Only what a configured guard needs is read.
+	if p.Cooldown > 0 || p.RateMax > 0 {
+		c, err := h.opts.Store.Counts(ctx, run.Runbook, run.Target, now.Add(-p.RateWindow))
+		if err != nil {
+			return guard.Decision{}, err
+		}
+		f.Counts = countsOf(c)
 	}
-	if f.BlastCounts, err = h.opts.Store.Counts(ctx, run.Runbook, run.Target, now.Add(-p.BlastWindow)); err != nil {
-		return guard.Decision{}, err
+	if p.BlastMaxTargets > 0 {
+		c, err := h.opts.Store.Counts(ctx, run.Runbook, run.Target, now.Add(-p.BlastWindow))
+		if err != nil {
+			return guard.Decision{}, err
+		}
+		f.BlastCounts = countsOf(c)
 	}
-	if f.Breaker, err = h.opts.Store.Breaker(ctx, run.Runbook, run.Target); err != nil {
-		return guard.Decision{}, err
+	if p.BreakerFailures > 0 {
+		b, err := h.opts.Store.Breaker(ctx, run.Runbook, run.Target)
+		if err != nil {
+			return guard.Decision{}, err
+		}
+		f.Breaker = breakerOf(b)
 	}
 	if h.opts.Alertmanager != nil && run.AlertKey != "" {
 		s, err := h.opts.Alertmanager.Silenced(ctx, run.Fingerprint, run.Labels)
@@ -293,166 +184,9 @@ func (h *Healer) guard(ctx context.Context, run store.Run, rb *config.Runbook, a
 	return guard.Check(p, f), nil
 }
 
-// act runs the steps, verifies, and rolls back or escalates on failure.
-func (h *Healer) act(ctx context.Context, run store.Run, rb *config.Runbook, alert *store.StoredAlert) error {
-	var silenceID string
-	if rb != nil && rb.Silence != nil && h.opts.Alertmanager != nil && !run.DryRun {
-		id, err := h.opts.Alertmanager.Silence(ctx, run.Labels, time.Duration(rb.Silence.Duration), "deus-healer run "+run.ID+" ("+rb.Name+")", h.now())
-		rec := h.base(run)
-		rec.Kind = "silenced"
-		if err != nil {
-			rec.Result, rec.Reason = "failed", err.Error()
-		} else {
-			rec.Result, rec.Fields = "created", map[string]string{"silence_id": id}
-			silenceID = id
-		}
-		if err := h.record(ctx, rec); err != nil {
-			return err
-		}
-	}
-	defer func() {
-		if silenceID != "" {
-			if err := h.opts.Alertmanager.Expire(context.WithoutCancel(ctx), silenceID); err != nil {
-				h.logger.Warn("silence_expire_failed", "run_id", run.ID, "silence_id", silenceID, "err", err)
-			}
-		}
-	}()
-
-	failed := ""
-	for i := range run.Steps {
-		st := &run.Steps[i]
-		act, ok := h.opts.Actions.Get(st.Action)
-		if !ok {
-			failed = fmt.Sprintf("step %d: action %q is not available", i, st.Action)
-			break
-		}
-		rec := h.base(run)
-		rec.Kind, rec.Action, rec.Target = audit.KindStarted, st.Action, st.Target
-		rec.Fields = map[string]string{"step": strconv.Itoa(i)}
-		for k, v := range st.Params {
-			rec.Fields["param."+k] = v
-		}
-		if err := h.record(ctx, rec); err != nil {
-			// Not recorded, not taken: stop here and leave the run as
-			// running, for recovery to mark it interrupted. Rolling back
-			// earlier steps now would be another unrecorded step.
-			return err
-		}
-		timeout := act.Spec().Timeout
-		if rb != nil && i < len(rb.Steps) && rb.Steps[i].Timeout > 0 {
-			timeout = time.Duration(rb.Steps[i].Timeout)
-		}
-		if timeout <= 0 {
-			timeout = 5 * time.Minute
-		}
-		actx, cancel := context.WithTimeout(ctx, timeout)
-		// What holds each command the step runs is stored before the
-		// command starts, for recovery to kill if the healer dies.
-		var holds []action.Hold
-		actx = action.WithHoldReporter(actx, func(hd action.Hold) error {
-			holds = putHold(holds, hd)
-			b, err := json.Marshal(holds)
-			if err != nil {
-				return err
-			}
-			st.Held = b
-			return h.opts.Store.UpdateRun(ctx, run.ID, store.Update{Steps: run.Steps})
-		})
-		t0 := h.now()
-		res, err := act.Run(actx, action.Request{RunID: run.ID, Params: st.Params, DryRun: run.DryRun, Alert: alertJSON(run, alert)})
-		cancel()
-		dur := h.now().Sub(t0)
-		h.opts.Metrics.duration.WithLabelValues(st.Action).Observe(dur.Seconds())
-		if res.Target != "" {
-			st.Target = res.Target
-		}
-		st.Argv, st.Output, st.Undo = res.Argv, res.Output, res.Undo
-		rec = h.base(run)
-		rec.Kind, rec.Action, rec.Target, rec.Argv = audit.KindFinished, st.Action, st.Target, res.Argv
-		rec.Fields = map[string]string{"step": strconv.Itoa(i), "duration_seconds": strconv.FormatFloat(dur.Seconds(), 'f', 3, 64)}
-		if res.Summary != "" {
-			rec.Fields["summary"] = res.Summary
-		}
-		if len(holds) > 0 {
-			rec.Fields["held_by"] = holdsText(holds)
-		}
-		switch {
-		case err != nil:
-			st.State, st.Error = "failed", err.Error()
-			rec.Result, rec.Reason = "failed", err.Error()
-			if errors.Is(actx.Err(), context.DeadlineExceeded) {
-				rec.Result = "timeout"
-			}
-		case run.DryRun:
-			st.State, rec.Result = "dry_run", "dry_run"
-		default:
-			st.State, rec.Result = "ok", "ok"
-		}
-		if aerr := h.record(ctx, rec); aerr != nil {
-			if uerr := h.opts.Store.UpdateRun(ctx, run.ID, store.Update{Steps: run.Steps}); uerr != nil {
-				return errors.Join(aerr, uerr)
-			}
-			return aerr
-		}
-		if uerr := h.opts.Store.UpdateRun(ctx, run.ID, store.Update{Steps: run.Steps}); uerr != nil {
-			return uerr
-		}
-		if err != nil {
-			failed = fmt.Sprintf("step %d (%s): %v", i, st.Action, err)
-			break
-		}
-	}
-
-	if run.DryRun {
-		// A dry run changed nothing: it neither counts for the breaker
-		// nor pages anyone.
-		if failed != "" {
-			return h.finish(ctx, run, audit.KindFinished, store.RunFailed, "dry run: "+failed, store.RunRunning)
-		}
-		return h.finish(ctx, run, audit.KindFinished, store.RunDryRun, "dry run: nothing was changed", store.RunRunning)
-	}
-	if err := ctx.Err(); err != nil {
-		// Stopping: leave the run as running for recovery; no rollback
-		// or escalation on the way out.
-		return err
-	}
-
-	if failed == "" && rb != nil && rb.Verify != nil {
-		ok, detail, err := h.verify(ctx, rb.Verify, run.Labels)
-		rec := h.base(run)
-		rec.Kind, rec.Fields = audit.KindVerified, map[string]string{"query": detail}
-		switch {
-		case err != nil:
-			rec.Result, rec.Reason = "error", err.Error()
-			failed = "verification failed: " + err.Error()
-		case ok:
-			rec.Result = "ok"
-		default:
-			rec.Result = "failed"
-			failed = fmt.Sprintf("verification: the condition did not hold within %s", time.Duration(rb.Verify.Within))
-		}
-		if err := h.record(ctx, rec); err != nil {
-			return err
-		}
-	}
-
-	if failed == "" {
-		if rb != nil && rb.CircuitBreaker != nil {
-			unlock := h.lockRunbook(run.Runbook)
-			defer unlock()
-			b, err := h.opts.Store.Breaker(ctx, run.Runbook, run.Target)
-			if err != nil {
-				return err
-			}
-			if b.Failures > 0 {
-				if err := h.opts.Store.SaveBreaker(ctx, guard.Succeeded(b)); err != nil {
-					return err
-				}
-			}
-		}
-		return h.finish(ctx, run, audit.KindFinished, store.RunSucceeded, "", store.RunRunning)
-	}
-	return h.fail(ctx, run, rb, failed)
+// countsOf is the guards' view of stored counts.
+func countsOf(c store.GuardCounts) guard.Counts {
+	return guard.Counts{LastStart: c.LastStart, InWindow: c.InWindow, Targets: c.Targets, TargetSeen: c.TargetSeen}
 }
 
 // putHold adds hd to holds, or replaces the one with its ID.
@@ -494,52 +228,6 @@ func (h *Healer) verify(ctx context.Context, v *config.Verify, labels map[string
 		case <-t.C:
 		}
 	}
-}
-
-// fail handles a failed run: roll back, count towards the breaker,
-// escalate.
-func (h *Healer) fail(ctx context.Context, run store.Run, rb *config.Runbook, why string) error {
-	state := store.RunFailed
-	if rb == nil || rb.ShouldRollback() {
-		rolled, err := h.rollbackSteps(ctx, &run, "automatic, after: "+why, nil)
-		if err != nil {
-			return err
-		}
-		if rolled > 0 {
-			state = store.RunRolledBack
-		}
-	}
-	escalate := rb != nil && rb.ShouldEscalate()
-	reason := why
-	if rb != nil && rb.CircuitBreaker != nil {
-		unlock := h.lockRunbook(run.Runbook)
-		defer unlock()
-		p := h.policy(rb)
-		b, err := h.opts.Store.Breaker(ctx, run.Runbook, run.Target)
-		if err != nil {
-			return err
-		}
-		b, opened := guard.Failed(p, b, h.now())
-		if opened {
-			reason += fmt.Sprintf("; circuit breaker opened after %d failures in a row", b.Failures)
-			h.logger.Warn("circuit_breaker_opened", "runbook", run.Runbook, "target", run.Target, "failures", b.Failures)
-		}
-		if !b.OpenedAt.IsZero() {
-			// While open, escalate once: when it opens.
-			escalate = escalate && opened && !b.Escalated
-			b.Escalated = b.Escalated || escalate
-		}
-		if err := h.opts.Store.SaveBreaker(ctx, b); err != nil {
-			return err
-		}
-	}
-	if err := h.finish(ctx, run, audit.KindFinished, state, reason, store.RunRunning); err != nil {
-		return err
-	}
-	if escalate {
-		return h.escalate(ctx, run, reason)
-	}
-	return nil
 }
 
 // escalate posts HealerEscalation to Alertmanager.
@@ -674,37 +362,19 @@ func (h *Healer) decide(ctx context.Context, id string, actor Actor, approve boo
 		}
 	}
 	by := actor.String()
-	rec := h.base(run)
-	rec.Fields = actor.fields()
-	state := store.RunDenied
-	if approve {
-		rec.Kind, state = audit.KindApproved, store.RunApproved
-	} else {
-		rec.Kind, rec.Result = audit.KindDenied, "denied"
-	}
-	if err := h.record(ctx, rec); err != nil {
-		return err
-	}
-	u := store.Update{State: state, DecidedBy: by}
+	f := h.newFlow(run, nil, true)
+	rec := audit.Record{Kind: audit.KindApproved, Fields: actor.fields()}
+	u := store.Update{DecidedBy: by}
+	state := store.RunApproved
 	if !approve {
-		u.FinishedAt, u.Reason = h.now(), "denied by "+by
+		rec.Kind, rec.Result, state = audit.KindDenied, "denied", store.RunDenied
+		u.Reason = "denied by " + by
 	}
-	if err := h.opts.Store.UpdateRun(ctx, id, u, store.RunWaiting); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			// Another decision (or the expiry) came first: the record
-			// above did not take effect, and the log says so.
-			lost := h.base(run)
-			lost.Kind, lost.Result, lost.Reason = audit.KindSkipped, "superseded", "the decision by "+by+" lost to another made at the same time"
-			return errors.Join(err, h.record(ctx, lost))
-		}
+	if err := h.transition(ctx, f, state, rec, u); err != nil {
 		return err
 	}
-	h.logger.Info("run_decided", "state", state, "run_id", id, "by", by)
 	if approve {
-		run.State = store.RunApproved
-		h.start(h.lifetime(ctx), run, true)
-	} else {
-		h.opts.Metrics.runs.WithLabelValues(run.Action, store.RunDenied).Inc()
+		h.start(h.lifetime(ctx), f.run, f.alert, true)
 	}
 	return nil
 }
@@ -724,7 +394,7 @@ func (h *Healer) lifetime(ctx context.Context) context.Context {
 
 // expireApprovals ends the runs whose approval expired.
 func (h *Healer) expireApprovals(ctx context.Context) error {
-	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{States: []string{store.RunWaiting}, Limit: 10000})
+	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{States: []store.RunState{store.RunWaiting}, Limit: 10000})
 	if err != nil {
 		return err
 	}
@@ -734,7 +404,8 @@ func (h *Healer) expireApprovals(ctx context.Context) error {
 			continue
 		}
 		reason := "nobody approved the run before " + r.ExpiresAt.Format(time.RFC3339)
-		if err := h.finish(ctx, r, audit.KindDenied, store.RunExpired, reason, store.RunWaiting); err != nil && !errors.Is(err, store.ErrConflict) {
+		rec := audit.Record{Kind: audit.KindDenied, Result: string(store.RunExpired), Reason: reason}
+		if err := h.transition(ctx, h.newFlow(r, nil, true), store.RunExpired, rec, store.Update{Reason: reason}); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 	}
@@ -802,7 +473,7 @@ func (h *Healer) RunAction(ctx context.Context, name string, raw map[string]stri
 		return store.Run{}, fmt.Errorf("%s: %w", name, err)
 	}
 	run := store.Run{
-		ID: newID(), Alertname: "", Action: name, Target: targetOf(spec, params), Tier: spec.Tier.String(),
+		ID: newID(), Alertname: "", Action: name, Target: targetOf(spec, params), Tier: spec.Tier,
 		DryRun: dryRun || h.cfg.Load().Global.DryRun, State: store.RunPending, CreatedAt: h.now(),
 		Steps:  []store.StepRecord{{Action: name, Params: params, Target: targetOf(spec, params)}},
 		Labels: map[string]string{"requested_by": by.String(), requesterKey: by.Principal},
@@ -823,11 +494,11 @@ func (h *Healer) RunAction(ctx context.Context, name string, raw map[string]stri
 		return run, err
 	}
 	rec := h.base(run)
-	rec.Kind, rec.Fields = "requested", by.fields()
+	rec.Kind, rec.Fields = audit.KindRequested, by.fields()
 	if err := h.record(ctx, rec); err != nil {
 		return run, err
 	}
-	if err := h.execute(h.lifetime(ctx), run, false); err != nil {
+	if err := h.execute(h.lifetime(ctx), h.newFlow(run, nil, true)); err != nil {
 		return run, err
 	}
 	return h.opts.Store.Run(ctx, run.ID)

@@ -302,12 +302,12 @@ const coalesceDelay = 25 * time.Millisecond
 // this process executes: those whose execution stopped on an error (a
 // failed audit append, a store error) are tried again, from the top.
 func (h *Healer) resume(ctx context.Context) error {
-	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{States: []string{store.RunPending, store.RunApproved}, Limit: 1000})
+	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{States: []store.RunState{store.RunPending, store.RunApproved}, Limit: 1000})
 	if err != nil {
 		return err
 	}
 	for _, r := range runs {
-		h.start(ctx, r, r.State == store.RunApproved)
+		h.start(ctx, r, nil, false)
 	}
 	return nil
 }
@@ -318,13 +318,13 @@ func (h *Healer) resume(ctx context.Context) error {
 // re-check it and nothing of it is left running, or escalated, since
 // nobody knows what its last step did.
 func (h *Healer) recover(ctx context.Context) error {
-	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{States: []string{store.RunPending, store.RunApproved, store.RunRunning}, Limit: 100000})
+	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{States: []store.RunState{store.RunPending, store.RunApproved, store.RunRunning}, Limit: 100000})
 	if err != nil {
 		return err
 	}
 	for _, r := range runs {
 		if r.State != store.RunRunning {
-			h.start(ctx, r, r.State == store.RunApproved)
+			h.start(ctx, r, nil, false)
 			continue
 		}
 		left, err := h.reap(ctx, r)
@@ -344,7 +344,7 @@ func (h *Healer) recover(ctx context.Context) error {
 		}
 		step, unknown := interruptedStep(r)
 		rec := audit.Record{
-			Kind: "interrupted", RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname,
+			Kind: audit.KindInterrupted, RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname,
 			Runbook: r.Runbook, Action: r.Action, Target: r.Target, Reason: reason, DryRun: r.DryRun,
 		}
 		if step >= 0 {
@@ -358,7 +358,7 @@ func (h *Healer) recover(ctx context.Context) error {
 		// rather than never (Alertmanager folds the repeat into one).
 		if !replan && !r.DryRun && (rb == nil || rb.ShouldEscalate()) {
 			summary := fmt.Sprintf("The healer was stopped while acting on %s on %s; what it did is unknown.", r.Alertname, r.Labels["instance"])
-			if err := h.escalateWith(ctx, r, map[string]string{"outcome": store.RunInterrupted}, summary, unknown+"; "+reason); err != nil {
+			if err := h.escalateWith(ctx, r, map[string]string{"outcome": string(store.RunInterrupted)}, summary, unknown+"; "+reason); err != nil {
 				return err
 			}
 		}
@@ -381,9 +381,9 @@ func (h *Healer) recover(ctx context.Context) error {
 		if err := h.opts.Store.Interrupt(ctx, r.ID, reason, h.now(), nr); err != nil {
 			return err
 		}
-		h.opts.Metrics.runs.WithLabelValues(r.Action, store.RunInterrupted).Inc()
+		h.opts.Metrics.runs.WithLabelValues(r.Action, string(store.RunInterrupted)).Inc()
 		if nr != nil {
-			h.start(ctx, *nr, false)
+			h.start(ctx, *nr, nil, true)
 		}
 	}
 	return nil
@@ -520,7 +520,7 @@ func (h *Healer) planNew(ctx context.Context) error {
 			// A received and a matched record per alert, in most batches.
 			recs       = make([]audit.Record, 0, 2*len(alerts))
 			decisions  = make([]store.Decision, 0, len(alerts))
-			runs       []store.Run
+			runs       []plannedRun
 			decided    = make([]string, 0, len(alerts)) // keys
 			nUnmatched int
 		)
@@ -537,8 +537,8 @@ func (h *Healer) planNew(ctx context.Context) error {
 					return err
 				}
 			}
-			for _, r := range runs {
-				h.start(ctx, r, false)
+			for _, p := range runs {
+				h.start(ctx, p.run, &p.alert, true)
 			}
 			h.planned(decided)
 			if nUnmatched > 0 {
@@ -572,13 +572,20 @@ func (h *Healer) planNew(ctx context.Context) error {
 				nUnmatched++
 			}
 			if run != nil {
-				runs = append(runs, *run)
+				runs = append(runs, plannedRun{*run, a})
 			}
 		}
 		if err := flush(); err != nil {
 			return err
 		}
 	}
+}
+
+// plannedRun is a run the planner made and the alert it is for, handed to
+// the pipeline as they are in memory.
+type plannedRun struct {
+	run   store.Run
+	alert store.StoredAlert
 }
 
 func received(a store.StoredAlert) audit.Record {
@@ -681,7 +688,7 @@ func (h *Healer) build(cfg *config.Config, rb *config.Runbook, a store.StoredAle
 		remote = remote && spec.Remote
 		top = max(top, spec.Tier)
 	}
-	run.Action, run.Target, run.Tier = run.Steps[0].Action, run.Steps[0].Target, top.String()
+	run.Action, run.Target, run.Tier = run.Steps[0].Action, run.Steps[0].Target, top
 	if run.Target == "" {
 		run.Target = labels[cfg.Global.InstanceLabel]
 	}
@@ -728,26 +735,16 @@ func isSelf(instance string, identity []string) bool {
 func (h *Healer) cancelWaiting(ctx context.Context, a store.StoredAlert) error {
 	firing := a.Alert
 	firing.Status = alertmanager.StatusFiring
-	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{AlertKey: firing.Key(), States: []string{store.RunPending, store.RunWaiting, store.RunApproved}})
+	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{AlertKey: firing.Key(), States: []store.RunState{store.RunPending, store.RunWaiting, store.RunApproved}})
 	if err != nil {
 		return err
 	}
 	for _, r := range runs {
-		reason := "the alert resolved before the run started"
-		if err := h.opts.Store.UpdateRun(ctx, r.ID, store.Update{State: store.RunCancelled, Reason: reason, FinishedAt: h.now()}, r.State); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				continue // it started meanwhile
-			}
-			return err
+		const reason = "the alert resolved before the run started"
+		rec := audit.Record{Kind: audit.KindSkipped, Result: string(store.RunCancelled), Reason: reason}
+		if err := h.transition(ctx, h.newFlow(r, nil, true), store.RunCancelled, rec, store.Update{Reason: reason}); err != nil && !errors.Is(err, store.ErrConflict) {
+			return err // on a conflict it started meanwhile, and the log says so
 		}
-		if err := h.record(ctx, audit.Record{
-			Kind: audit.KindSkipped, RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname,
-			Runbook: r.Runbook, Action: r.Action, Target: r.Target, Result: store.RunCancelled, Reason: reason,
-		}); err != nil {
-			return err
-		}
-		h.opts.Metrics.runs.WithLabelValues(r.Action, store.RunCancelled).Inc()
-		h.logger.Info("run_cancelled", "run_id", r.ID, "fingerprint", r.Fingerprint, "reason", reason)
 	}
 	return nil
 }

@@ -255,12 +255,12 @@ func (e *env) settle() []store.Run {
 	}
 }
 
-func states(runs []store.Run) string {
+func states(runs []store.Run) store.RunState {
 	var s []string
 	for i := len(runs) - 1; i >= 0; i-- {
-		s = append(s, runs[i].State)
+		s = append(s, string(runs[i].State))
 	}
-	return strings.Join(s, ",")
+	return store.RunState(strings.Join(s, ","))
 }
 
 func auditKinds(t *testing.T, dir string) string {
@@ -308,7 +308,7 @@ func TestFiringOnceResolvedNever(t *testing.T) {
 	if n, _ := e.act.count(); n != 1 {
 		t.Errorf("the action ran %d times; want once", n)
 	}
-	if got, want := states(runs), "succeeded"; got != want {
+	if got, want := states(runs), store.RunState("succeeded"); got != want {
 		t.Errorf("runs: got %s, want %s", got, want)
 	}
 	if got := e.act.runs[0].Params["unit"]; got != "node.service" {
@@ -391,7 +391,7 @@ func TestVerifyFailsRollsBackAndBreakerEscalatesOnce(t *testing.T) {
 		e.settle()
 	}
 	runs := e.settle()
-	if got, want := states(runs), "rolled_back,rolled_back,skipped"; got != want {
+	if got, want := states(runs), store.RunState("rolled_back,rolled_back,skipped"); got != want {
 		t.Errorf("runs: got %s, want %s", got, want)
 	}
 	if n, rb := e.act.count(); n != 2 || rb != 2 {
@@ -419,7 +419,7 @@ func TestBreakerEscalatesOnce(t *testing.T) {
 		})
 		e.settle()
 	}
-	if got, want := states(e.settle()), "failed,failed,skipped"; got != want {
+	if got, want := states(e.settle()), store.RunState("failed,failed,skipped"); got != want {
 		t.Errorf("runs: got %s, want %s", got, want)
 	}
 	// The first failure escalates (breaker closed), the second opens the
@@ -484,7 +484,7 @@ func TestApprovalExpiresAndResolvedCancels(t *testing.T) {
 	e.post("webhook-resolved.json", func(m map[string]any) {
 		m["alerts"].([]any)[0].(map[string]any)["startsAt"] = "2026-11-23T19:00:00Z"
 	})
-	if got, want := states(e.settle()), "expired,cancelled"; got != want {
+	if got, want := states(e.settle()), store.RunState("expired,cancelled"); got != want {
 		t.Errorf("runs: got %s, want %s", got, want)
 	}
 	if n, _ := e.act.count(); n != 0 {
@@ -564,7 +564,7 @@ func TestCooldown(t *testing.T) {
 	post("2026-11-23T18:26:00Z")
 	e.clock.Add(6 * time.Minute)
 	post("2026-11-23T18:32:00Z")
-	if got, want := states(e.settle()), "succeeded,skipped,succeeded"; got != want {
+	if got, want := states(e.settle()), store.RunState("succeeded,skipped,succeeded"); got != want {
 		t.Errorf("runs: got %s, want %s", got, want)
 	}
 }
@@ -616,7 +616,7 @@ func TestCooldownHoldsForAlertsArrivingTogether(t *testing.T) {
 		m["alerts"] = []any{a, b}
 	})
 	runs := e.settle()
-	got := map[string]int{}
+	got := map[store.RunState]int{}
 	for _, r := range runs {
 		got[r.State]++
 	}
@@ -639,7 +639,10 @@ func TestFinishThatLosesItsRaceIsCorrected(t *testing.T) {
 	if got := states(runs); got != store.RunWaiting {
 		t.Fatalf("got %s, want waiting", got)
 	}
-	err := e.h.finish(t.Context(), runs[0], audit.KindFinished, store.RunSucceeded, "", store.RunRunning)
+	stale := runs[0] // as an execution that read it running would see it
+	stale.State = store.RunRunning
+	err := e.h.transition(t.Context(), e.h.newFlow(stale, nil, true), store.RunSucceeded,
+		audit.Record{Kind: audit.KindFinished, Result: string(store.RunSucceeded)}, store.Update{})
 	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("finish from running of a waiting run: got %v, want ErrConflict", err)
 	}
@@ -732,7 +735,7 @@ func TestAnInterruptedRunThatIsNotReplannedEscalates(t *testing.T) {
 			e := newEnvWith(t, tt.yml, func(st *store.Store) {
 				run := store.Run{
 					ID: id, Fingerprint: "f00dfeed", Alertname: "HealerTestTrigger", Runbook: "restart",
-					Action: "restart_service", Target: "node.service", Tier: "medium", State: store.RunRunning,
+					Action: "restart_service", Target: "node.service", Tier: action.TierMedium, State: store.RunRunning,
 					Labels:    map[string]string{"alertname": "HealerTestTrigger", "instance": "127.0.0.1:19100", "job": "node"},
 					CreatedAt: time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC),
 					Steps: []store.StepRecord{
@@ -774,7 +777,7 @@ func TestAnInterruptedRunThatIsNotReplannedEscalates(t *testing.T) {
 				t.Fatalf("got %d escalations, want 1", len(pages))
 			}
 			p := pages[0]
-			if p["outcome"] != store.RunInterrupted || p["runbook"] != "restart" || p["instance"] != "127.0.0.1:19100" {
+			if p["outcome"] != string(store.RunInterrupted) || p["runbook"] != "restart" || p["instance"] != "127.0.0.1:19100" {
 				t.Errorf("got labels %v, want outcome=interrupted, the runbook and the instance", p)
 			}
 			for _, want := range []string{

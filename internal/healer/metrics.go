@@ -26,7 +26,7 @@ type Metrics struct {
 
 // Run results pre-created at zero, so that rate() and absent() see them
 // from the start.
-var runResults = []string{
+var runResults = []store.RunState{
 	store.RunSucceeded, store.RunFailed, store.RunRolledBack, store.RunSkipped, store.RunDenied,
 	store.RunExpired, store.RunCancelled, store.RunInterrupted, store.RunDryRun,
 }
@@ -89,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) InitActions(names []string) {
 	for _, n := range names {
 		for _, r := range runResults {
-			m.runs.WithLabelValues(n, r)
+			m.runs.WithLabelValues(n, string(r))
 		}
 		// A histogram that first appears at its first observation holds 1
 		// already, and rate() over it shows nothing until the second.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/deus-ex-machina/deus/internal/action"
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
 )
 
@@ -35,46 +36,17 @@ type StoredAlert struct {
 	Note       string    `json:"note,omitempty"`
 }
 
-// Run states.
-const (
-	RunPending     = "pending"      // planned, guards not yet passed
-	RunWaiting     = "waiting"      // waiting for approval
-	RunApproved    = "approved"     // approved, not yet started
-	RunRunning     = "running"      // the action is running or being verified
-	RunSucceeded   = "succeeded"    // ran (and verified, when asked)
-	RunFailed      = "failed"       // the action or its verification failed
-	RunRolledBack  = "rolled_back"  // undone after a failed verification or by hand
-	RunSkipped     = "skipped"      // a guard or precheck said no; Reason says why
-	RunDenied      = "denied"       // a person denied it
-	RunExpired     = "expired"      // its approval expired
-	RunCancelled   = "cancelled"    // the alert resolved while it waited
-	RunInterrupted = "interrupted"  // the healer stopped while it ran
-	RunDryRun      = "dry_run"      // what it would have done, recorded
-	RunRollingBack = "rolling_back" // being rolled back by hand
-)
-
-// Final reports whether a run in state will not change again (except by a
-// rollback by hand).
-func Final(state string) bool {
-	switch state {
-	case RunPending, RunWaiting, RunApproved, RunRunning:
-		return false
-	}
-	return true
-}
-
 // StepRecord is one step of a run: the action, its validated parameters
 // and what it did.
 type StepRecord struct {
 	Action string            `json:"action"`
 	Params map[string]string `json:"params"`
 	Target string            `json:"target,omitempty"`
-	// State is "", ok, failed, dry_run or rolled_back.
-	State  string          `json:"state,omitempty"`
-	Error  string          `json:"error,omitempty"`
-	Argv   []string        `json:"argv,omitempty"`
-	Output string          `json:"output,omitempty"`
-	Undo   json.RawMessage `json:"undo,omitempty"`
+	State  StepState         `json:"state,omitempty"`
+	Error  string            `json:"error,omitempty"`
+	Argv   []string          `json:"argv,omitempty"`
+	Output string            `json:"output,omitempty"`
+	Undo   json.RawMessage   `json:"undo,omitempty"`
 	// Held says what held the processes of the commands the step ran
 	// (a list of action.Hold, opaque to the store), written as each
 	// command starts, so that recovery can kill what a crash left.
@@ -92,10 +64,10 @@ type Run struct {
 	Action      string            `json:"action"` // the first step's, for listing and metrics
 	Target      string            `json:"target"` // what cooldowns and breakers are kept per
 	Steps       []StepRecord      `json:"steps"`
-	Tier        string            `json:"tier"` // the highest of its steps'
+	Tier        action.Tier       `json:"tier"` // the highest of its steps'
 	Labels      map[string]string `json:"labels,omitempty"`
 	DryRun      bool              `json:"dry_run"`
-	State       string            `json:"state"`
+	State       RunState          `json:"state"`
 	Reason      string            `json:"reason,omitempty"`
 	CreatedAt   time.Time         `json:"created_at"`
 	UpdatedAt   time.Time         `json:"updated_at"`
@@ -348,6 +320,9 @@ func inChunks(args []any, fn func([]any) error) error {
 // interrupted and, in the same commit, stores the run re-planned for it
 // (nil for none).
 func (s *Store) Interrupt(ctx context.Context, id, reason string, at time.Time, replan *Run) error {
+	if replan != nil && replan.State != RunPending {
+		return fmt.Errorf("run %s: a re-planned run starts pending, not %s: %w", replan.ID, replan.State, ErrTransition)
+	}
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE runs SET state = ?, reason = ?, finished_at = ?, updated_at = ? WHERE id = ? AND state = ?`,
 			RunInterrupted, reason, at.UnixNano(), at.UnixNano(), id, RunRunning)
@@ -375,7 +350,7 @@ func insertRun(ctx context.Context, tx *sql.Tx, r Run) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO runs
 		(id, alert_key, fingerprint, alertname, runbook, action, target, steps, labels, tier, dry_run, state, reason, created_at, updated_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.AlertKey, r.Fingerprint, r.Alertname, r.Runbook, r.Action, r.Target, string(steps), string(labels), r.Tier,
+		r.ID, r.AlertKey, r.Fingerprint, r.Alertname, r.Runbook, r.Action, r.Target, string(steps), string(labels), r.Tier.String(),
 		r.DryRun, r.State, r.Reason, r.CreatedAt.UnixNano(), r.CreatedAt.UnixNano(), unixNano(r.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert run %s: %w", r.ID, err)
@@ -385,7 +360,7 @@ func insertRun(ctx context.Context, tx *sql.Tx, r Run) error {
 
 // Update is a change to a run. Zero fields are left as they are.
 type Update struct {
-	State      string
+	State      RunState
 	Reason     string
 	Target     string
 	StartedAt  time.Time
@@ -400,9 +375,19 @@ type Update struct {
 // states the update expects (someone else moved it first).
 var ErrConflict = errors.New("run is not in the expected state")
 
-// UpdateRun applies u to run id if its state is one of from (any state when
-// from is empty).
-func (s *Store) UpdateRun(ctx context.Context, id string, u Update, from ...string) error {
+// UpdateRun applies u to run id if its state is one of from. A change of
+// state must be one the lifecycle allows from each state in from (from
+// every state that may become u.State when from is empty), or it is refused
+// with ErrTransition before anything is written; a run that is not in one
+// of those states (someone moved it first) is ErrConflict. An update that
+// changes no state applies in any state of from (any state when empty).
+func (s *Store) UpdateRun(ctx context.Context, id string, u Update, from ...RunState) error {
+	if u.State != "" {
+		var err error
+		if from, err = checkTransition(u.State, from); err != nil {
+			return fmt.Errorf("run %s: %w", id, err)
+		}
+	}
 	set := []string{"updated_at = ?"}
 	args := []any{s.opts.Now().UnixNano()}
 	add := func(col string, v any) { set = append(set, col+" = ?"); args = append(args, v) }
@@ -478,7 +463,7 @@ func (s *Store) Run(ctx context.Context, id string) (Run, error) {
 
 // RunFilter selects runs.
 type RunFilter struct {
-	States      []string
+	States      []RunState
 	Fingerprint string
 	AlertKey    string
 	Limit       int
@@ -525,15 +510,18 @@ func (s *Store) queryRuns(ctx context.Context, where string, args ...any) ([]Run
 	for rows.Next() {
 		var (
 			r                                 Run
-			steps, labels                     string
+			steps, labels, tier               string
 			created, updated, started, fin, x int64
 		)
 		if err := rows.Scan(&r.ID, &r.AlertKey, &r.Fingerprint, &r.Alertname, &r.Runbook, &r.Action, &r.Target,
-			&steps, &labels, &r.Tier, &r.DryRun, &r.State, &r.Reason, &created, &updated, &started, &fin, &x, &r.DecidedBy); err != nil {
+			&steps, &labels, &tier, &r.DryRun, &r.State, &r.Reason, &created, &updated, &started, &fin, &x, &r.DecidedBy); err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(steps), &r.Steps); err != nil {
 			return nil, fmt.Errorf("run %s steps: %w", r.ID, err)
+		}
+		if r.Tier, err = action.ParseTier(tier); err != nil {
+			return nil, fmt.Errorf("run %s: %w", r.ID, err)
 		}
 		if err := json.Unmarshal([]byte(labels), &r.Labels); err != nil {
 			return nil, fmt.Errorf("run %s labels: %w", r.ID, err)

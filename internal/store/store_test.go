@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/deus-ex-machina/deus/internal/action"
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
 )
 
@@ -155,7 +156,7 @@ func TestRunsAndGuards(t *testing.T) {
 	now := time.Unix(1700000100, 0).UTC()
 	run := Run{
 		ID: "r1", AlertKey: a.Key(), Fingerprint: a.Fingerprint, Runbook: "rb", Action: "restart_service",
-		Target: "nginx.service", Steps: []StepRecord{{Action: "restart_service", Params: map[string]string{"unit": "nginx.service"}}}, Tier: "medium", State: RunPending, CreatedAt: now,
+		Target: "nginx.service", Steps: []StepRecord{{Action: "restart_service", Params: map[string]string{"unit": "nginx.service"}}}, Tier: action.TierMedium, State: RunPending, CreatedAt: now,
 	}
 	stored, err := s.NewAlerts(ctx, 10)
 	if err != nil || len(stored) != 1 {

@@ -61,7 +61,7 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 		if r.State == store.RunDryRun {
 			return "would run"
 		}
-		return r.State
+		return string(r.State)
 	},
 	"params": func(r store.Run) string {
 		var parts []string

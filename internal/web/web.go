@@ -192,7 +192,13 @@ func (s *server) alerts(w http.ResponseWriter, r *http.Request) error {
 func (s *server) runs(w http.ResponseWriter, r *http.Request) error {
 	f := store.RunFilter{Fingerprint: r.URL.Query().Get("fingerprint"), Limit: limit(r)}
 	if st := r.URL.Query().Get("state"); st != "" {
-		f.States = strings.Split(st, ",")
+		for _, v := range strings.Split(st, ",") {
+			s := store.RunState(v)
+			if !s.Valid() {
+				return httpError{http.StatusBadRequest, fmt.Errorf("state: %q is not a run state (want one of %v)", v, store.RunStates)}
+			}
+			f.States = append(f.States, s)
+		}
 	}
 	runs, err := s.o.Store.Runs(r.Context(), f)
 	if err != nil {
@@ -202,7 +208,7 @@ func (s *server) runs(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) approvals(w http.ResponseWriter, r *http.Request) error {
-	runs, err := s.o.Store.Runs(r.Context(), store.RunFilter{States: []string{store.RunWaiting}, Limit: limit(r)})
+	runs, err := s.o.Store.Runs(r.Context(), store.RunFilter{States: []store.RunState{store.RunWaiting}, Limit: limit(r)})
 	if err != nil {
 		return err
 	}

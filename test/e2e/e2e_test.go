@@ -148,7 +148,7 @@ func cleanTemp(t *testing.T, s *stack) timing {
 			if x.Runbook != "clean-temp" {
 				continue
 			}
-			if !final(x.State) {
+			if !final(string(x.State)) {
 				return false, fmt.Sprintf("run %s is %s", x.ID, x.State)
 			}
 			if x.State == "succeeded" {
@@ -253,7 +253,7 @@ func awaitRun(t *testing.T, s *stack, runbook string, within time.Duration) run 
 			case x.State == "succeeded":
 				r = x
 				return true, ""
-			case !final(x.State):
+			case !final(string(x.State)):
 				pending = true
 			}
 		}

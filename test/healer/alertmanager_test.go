@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/deus-ex-machina/deus/internal/action"
 	"github.com/deus-ex-machina/deus/internal/testenv"
 )
 
@@ -182,7 +183,7 @@ func TestWithRealAlertmanager(t *testing.T) {
 		eventually(t, 10*time.Second, "every run of the alert ends", func() (bool, string) {
 			for _, r := range runsOf(a.Fingerprint) {
 				if r.State == "pending" || r.State == "running" {
-					return false, "run " + r.ID + " is " + r.State
+					return false, "run " + r.ID + " is " + string(r.State)
 				}
 			}
 			return true, ""
@@ -253,7 +254,7 @@ func TestWithRealAlertmanager(t *testing.T) {
 		})
 		approveRun, denyRun := waiting["approve-me"], waiting["deny-me"]
 		for _, r := range waiting {
-			if r.State != "waiting" || r.Tier != "low" {
+			if r.State != "waiting" || r.Tier != action.TierLow {
 				t.Errorf("run %s is %s at tier %s; want waiting at tier low", r.ID, r.State, r.Tier)
 			}
 		}

@@ -267,7 +267,7 @@ func TestCrashMidStorm(t *testing.T) {
 		for _, r := range runs {
 			switch r.State {
 			case "pending", "waiting", "approved", "running":
-				return false, "run " + r.ID + " is " + r.State
+				return false, "run " + r.ID + " is " + string(r.State)
 			}
 		}
 		return true, ""
@@ -277,7 +277,7 @@ func TestCrashMidStorm(t *testing.T) {
 	states := map[string]int{}
 	for _, r := range runs {
 		byFP[r.Fingerprint] = append(byFP[r.Fingerprint], r)
-		states[r.State]++
+		states[string(r.State)]++
 	}
 	interruptedRan := 0
 	for _, a := range s.alerts {

@@ -116,7 +116,7 @@ func TestLabelsNeverReachAShell(t *testing.T) {
 		runs = h.runs("")
 		for _, r := range runs {
 			if r.State == "pending" || r.State == "running" {
-				return false, "run " + r.ID + " is " + r.State
+				return false, "run " + r.ID + " is " + string(r.State)
 			}
 		}
 		return true, ""

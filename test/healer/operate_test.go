@@ -221,7 +221,7 @@ scrape_configs:
 	for fp, want := range map[string]string{"00000000000000a1": "succeeded", "00000000000000a2": "skipped"} {
 		eventually(t, 15*time.Second, "run of "+fp+" is "+want, func() (bool, string) {
 			rs := h.runs("&fingerprint=" + fp)
-			return len(rs) == 1 && rs[0].State == want, fmt.Sprintf("%+v", rs)
+			return len(rs) == 1 && string(rs[0].State) == want, fmt.Sprintf("%+v", rs)
 		})
 	}
 	if got := executions(t, ran+"-holds"); len(got) != 1 {
