@@ -73,6 +73,16 @@ func TestLoadGood(t *testing.T) {
 	}
 }
 
+func TestLoadAuditKeyFile(t *testing.T) {
+	c, err := Load([]byte("audit:\n  path: /var/lib/deus/audit\n  key_file: /etc/deus/audit.key\n"), StaticSpecs(specs))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got, want := c.Audit.KeyFile, "/etc/deus/audit.key"; got != want {
+		t.Errorf("audit.key_file: got %q, want %q", got, want)
+	}
+}
+
 func TestLoadEmpty(t *testing.T) {
 	c, err := Load(nil, StaticSpecs(specs))
 	if err != nil {
@@ -139,6 +149,10 @@ func TestLoadErrors(t *testing.T) {
 		"every problem is reported at once": {
 			yaml: "global: {concurrency: -1}\nstorage: {synchronous: sometimes}\n",
 			want: []string{"global.concurrency (line 1)", "storage.synchronous (line 2)"},
+		},
+		"an audit key inside the audit log's directory": {
+			yaml: "storage: {path: /var/lib/deus}\naudit:\n  path: /var/lib/deus/audit\n  key_file: /var/lib/deus/audit/key\n",
+			want: []string{`audit.key_file (line 4): "/var/lib/deus/audit/key" is inside audit.path`},
 		},
 		"a second document": {
 			yaml: "global: {}\n---\nglobal: {}\n",
