@@ -96,6 +96,9 @@ func (h *Healer) execute(ctx context.Context, run store.Run, approved bool) erro
 	if cur.State != from {
 		return nil
 	}
+	if err := h.chainBroken(); err != nil {
+		return h.finish(ctx, run, audit.KindSkipped, store.RunSkipped, notActing(err), from)
+	}
 	rb := h.runbook(run.Runbook)
 	if run.Runbook != "" && rb == nil {
 		return h.finish(ctx, run, audit.KindSkipped, store.RunSkipped, "the runbook was removed from the configuration", from)
@@ -679,6 +682,9 @@ func (h *Healer) expireApprovals(ctx context.Context) error {
 
 // Rollback undoes a finished run by hand.
 func (h *Healer) Rollback(ctx context.Context, id, by string) (store.Run, error) {
+	if err := h.chainBroken(); err != nil {
+		return store.Run{}, fmt.Errorf("%s: %w", notActing(err), ErrNotAllowed)
+	}
 	run, err := h.opts.Store.Run(ctx, id)
 	if err != nil {
 		return run, err

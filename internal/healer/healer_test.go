@@ -137,7 +137,7 @@ type env struct {
 	clock *clock
 }
 
-func newEnv(t *testing.T, yml string) *env {
+func newEnv(t *testing.T, yml string, with ...func(*Options)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	clk := &clock{now: time.Date(2026, 11, 23, 18, 20, 0, 0, time.UTC)}
@@ -163,10 +163,14 @@ func newEnv(t *testing.T, yml string) *env {
 	}
 	q := &fakeQuerier{answer: true}
 	am := &fakeAM{}
-	h := New(Options{
+	opts := Options{
 		Store: st, Audit: alog, Actions: reg, Querier: q, Alertmanager: am, Logger: testenv.Logger(t),
 		Now: clk.Now, PollInterval: 5 * time.Millisecond,
-	}, cfg)
+	}
+	for _, w := range with {
+		w(&opts)
+	}
+	h := New(opts, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
