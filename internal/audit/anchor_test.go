@@ -282,3 +282,17 @@ func TestReadKeyFile(t *testing.T) {
 		}
 	}
 }
+
+// The healer's store asks for the head in every commit: it must not wait
+// behind an append that holds the log for its fsync.
+func TestHeadDoesNotWaitForAnAppend(t *testing.T) {
+	t.Parallel()
+	l := openLog(t, t.TempDir(), Options{Now: newClock().Now})
+	recs := appendN(t, l, 0, 2)
+	l.mu.Lock() // as Append does while it writes and fsyncs
+	seq, hash := l.Head()
+	l.mu.Unlock()
+	if seq != 2 || hash != recs[1].Hash {
+		t.Errorf("Head = %d, %s; want 2, %s", seq, hash, recs[1].Hash)
+	}
+}

@@ -45,6 +45,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deus-ex-machina/deus/internal/atomicfile"
@@ -115,6 +116,17 @@ type Log struct {
 	appended  uint64
 	broken    error
 	closed    bool
+
+	// head is lastSeq and lastHash as of the last write, for Head, which
+	// must not wait behind an append's fsync: the healer's store asks for
+	// it in every commit.
+	head atomic.Pointer[Anchor]
+}
+
+// publishHead makes lastSeq and lastHash what Head returns. l.mu is held
+// (or l is not shared yet).
+func (l *Log) publishHead() {
+	l.head.Store(&Anchor{Seq: l.lastSeq, Hash: l.lastHash})
 }
 
 // Open opens the audit log in dir, creating dir and the log if they do not
@@ -138,6 +150,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{dir: dir, opts: opts, lockFD: lock, lastHash: Genesis}
+	l.publishHead()
 	recovered, err := l.resume()
 	if err != nil {
 		return nil, errors.Join(err, l.closeFiles())
@@ -200,6 +213,7 @@ func (l *Log) resume() (*Record, error) {
 			return nil, err
 		}
 		l.lastSeq, l.lastHash = last.Seq, last.Hash
+		l.publishHead()
 		l.firstSeq, l.firstTime = first.Seq, first.Time
 		return recovered, nil
 	}
@@ -217,6 +231,7 @@ func (l *Log) resume() (*Record, error) {
 			return nil, err
 		}
 		l.lastSeq, l.lastHash = last.Seq, last.Hash
+		l.publishHead()
 		break
 	}
 	return recovered, nil
@@ -362,6 +377,7 @@ func (l *Log) AppendBatch(ctx context.Context, recs []Record) ([]Record, error) 
 	}
 	l.size += int64(len(buf))
 	l.lastSeq, l.lastHash = seq, prev
+	l.publishHead()
 	l.appended += uint64(len(prepared))
 	return prepared, nil
 }
@@ -408,6 +424,7 @@ func (l *Log) append(rec Record) (Record, error) {
 	}
 	l.size += int64(len(b))
 	l.lastSeq, l.lastHash = rec.Seq, rec.Hash
+	l.publishHead()
 	l.appended++
 	return rec, nil
 }
@@ -558,9 +575,8 @@ func (l *Log) LastHash() string {
 // where the log cannot take it with it (the healer's database), it is the
 // anchor VerifyWithAnchor checks the log against.
 func (l *Log) Head() (uint64, string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.lastSeq, l.lastHash
+	h := l.head.Load()
+	return h.Seq, h.Hash
 }
 
 // Close closes the log and releases its directory. Every appended record is
