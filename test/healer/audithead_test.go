@@ -252,3 +252,45 @@ type auditLine struct {
 	RunID  string `json:"run_id"`
 	Action string `json:"action"`
 }
+
+// TestKeyedAuditLog runs the healer with audit.key_file: its records are
+// sealed with HMAC-SHA256, audit verify passes with the key and fails
+// without it, and the key appears in none of the healer's output.
+func TestKeyedAuditLog(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key := "k-" + strings.Repeat("0123456789abcdef", 3)
+	keyFile := filepath.Join(dir, "audit.key")
+	writeFile(t, keyFile, key+"\n")
+	h := newHealer(t, dir, map[string]any{
+		"global": map[string]any{"identity": []string{"testhost"}},
+		"audit":  map[string]any{"key_file": keyFile},
+	})
+	h.start()
+	h.webhook(message(t, "http://am-a.invalid:9093", firing("00000000000000b1", time.Now().UTC(), template.KV{"alertname": "Unmatched", "instance": "testhost"})))
+	eventually(t, 10*time.Second, "the alert is planned", func() (bool, string) {
+		a := h.alerts("")
+		return len(a) == 1 && a[0].State == "done", fmt.Sprintf("%+v", a)
+	})
+	if got := metricValue(t, h, "deus_healer_audit_chain_ok"); got != "1" {
+		t.Errorf("deus_healer_audit_chain_ok = %s; want 1", got)
+	}
+	h.stop()
+	if strings.Contains(h.proc.Output(), key) {
+		t.Error("the healer's output holds the audit key")
+	}
+	auditDir := filepath.Join(h.dataDir, "audit")
+	b, err := os.ReadFile(filepath.Join(auditDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, keyed := bytes.Count(b, []byte("\n")), bytes.Count(b, []byte(`"alg":"hmac-sha256"`)); n == 0 || keyed != n {
+		t.Errorf("%d of %d records keyed; want all", keyed, n)
+	}
+	if code, out := testenv.RunCommand(t, healerBin, "audit", "verify", auditDir, "--storage.path="+h.dataDir, "--key.file="+keyFile); code != 0 {
+		t.Errorf("audit verify with the key: exit %d\n%s", code, out)
+	}
+	if code, out := testenv.RunCommand(t, healerBin, "audit", "verify", auditDir); code != 1 || !strings.Contains(out, "give --key.file") {
+		t.Errorf("audit verify without the key: exit %d, want 1 saying the MACs were not checked\n%s", code, out)
+	}
+}
