@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,6 +28,7 @@ import (
 	"github.com/deus-ex-machina/deus/internal/audit"
 	"github.com/deus-ex-machina/deus/internal/exporter"
 	"github.com/deus-ex-machina/deus/internal/install"
+	"github.com/deus-ex-machina/deus/internal/store"
 )
 
 func main() {
@@ -81,8 +83,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	installExporter := installCmd.Flag("exporter", "The exporter binary to install as /usr/local/bin/deus-exporter (default: exporter beside this binary, if there).").String()
 
 	auditCmd := a.Command("audit", "Audit log commands.")
-	verify := auditCmd.Command("verify", "Verify the whole hash chain; exit 1 naming the first bad record.")
-	verifyDir := verify.Arg("dir", "Audit log directory.").Default("data/audit").String()
+	verify := auditCmd.Command("verify", "Verify the whole hash chain, against its head and with its key when given; exit 0 when it checks out, 1 naming the first bad record or mismatch, 2 when it could not be checked.")
+	var vf verifyFlags
+	verify.Arg("dir", "Audit log directory.").Default("data/audit").StringVar(&vf.dir)
+	verify.Flag("head.seq", "The chain's head as kept elsewhere: the log must hold the record with this seq (it may go on after it). With --head.hash.").Uint64Var(&vf.headSeq)
+	verify.Flag("head.hash", "The hash of the head's record.").StringVar(&vf.headHash)
+	verify.Flag("storage.path", "Read the head from the healer's database in this directory (storage.path), read-only; the healer may be running.").StringVar(&vf.storage)
+	verify.Flag("key.file", "The key of a keyed chain (audit.key_file): every keyed record's MAC is checked. Without it a keyed log fails, as its MACs cannot be checked.").StringVar(&vf.keyFile)
+	headCmd := auditCmd.Command("head", "Print the chain's head stored in the healer's database, as flags for audit verify, to keep a copy off this host.")
+	headStorage := headCmd.Flag("storage.path", "The healer's storage.path.").Default("data").String()
+	acceptCmd := auditCmd.Command("accept", "With the healer stopped, store the log's last record as the chain's head, after a mismatch was looked into: the healer acts again from its next start.")
+	acceptDir := acceptCmd.Arg("dir", "Audit log directory.").Default("data/audit").String()
+	acceptStorage := acceptCmd.Flag("storage.path", "The healer's storage.path.").Default("data").String()
+	acceptKey := acceptCmd.Flag("key.file", "The key of a keyed chain (audit.key_file).").String()
 
 	cmd, err := a.Parse(args)
 	if err != nil {
@@ -196,15 +209,135 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, install.Summary(changes))
 		return 0
 	case verify.FullCommand():
-		rep, err := audit.Verify(*verifyDir)
+		return auditVerify(ctx, vf, stdout, stderr)
+	case headCmd.FullCommand():
+		seq, hash, ok, err := store.ReadAuditHead(ctx, *headStorage)
 		if err != nil {
-			fmt.Fprintf(stderr, "audit verify %s: %v\n", *verifyDir, err)
+			fmt.Fprintf(stderr, "audit head: %v\n", err)
+			return 2
+		}
+		if !ok {
+			fmt.Fprintf(stderr, "audit head: no head is stored in %s\n", *headStorage)
 			return 1
 		}
-		fmt.Fprintf(stdout, "audit verify %s: OK, %+v\n", *verifyDir, rep)
+		fmt.Fprintf(stdout, "--head.seq=%d --head.hash=%s\n", seq, hash)
 		return 0
+	case acceptCmd.FullCommand():
+		return auditAccept(ctx, *acceptDir, *acceptStorage, *acceptKey, stdout, stderr)
 	}
 	return 2
+}
+
+// verifyFlags are the flags of audit verify.
+type verifyFlags struct {
+	dir, headHash, storage, keyFile string
+	headSeq                         uint64
+}
+
+// auditVerify runs audit verify: exit 0 when the log checks out, 1 when it
+// does not (a bad record, a head it does not hold, keyed records without
+// the key, a database with no head), 2 when it could not be checked.
+func auditVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) int {
+	fail := func(code int, format string, args ...any) int {
+		fmt.Fprintf(stderr, "audit verify %s: "+format+"\n", append([]any{f.dir}, args...)...)
+		return code
+	}
+	var o audit.VerifyOptions
+	headFrom := ""
+	switch {
+	case f.storage != "" && (f.headHash != "" || f.headSeq != 0):
+		return fail(2, "give the head either with --storage.path or with --head.seq and --head.hash")
+	case f.storage != "":
+		seq, hash, ok, err := store.ReadAuditHead(ctx, f.storage)
+		if err != nil {
+			return fail(2, "read the head: %v", err)
+		}
+		if !ok {
+			return fail(1, "no head is stored in %s: records cut from the end of the log could not be told", f.storage)
+		}
+		o.Anchor, headFrom = &audit.Anchor{Seq: seq, Hash: hash}, "the database in "+f.storage
+	case f.headHash != "":
+		o.Anchor, headFrom = &audit.Anchor{Seq: f.headSeq, Hash: f.headHash}, "--head.seq and --head.hash"
+	case f.headSeq != 0:
+		return fail(2, "--head.seq needs --head.hash")
+	}
+	if f.keyFile != "" {
+		key, err := audit.ReadKeyFile(f.keyFile)
+		if err != nil {
+			return fail(2, "%v", err)
+		}
+		o.Key = key
+	}
+	rep, err := audit.VerifyWith(f.dir, o)
+	var verr *audit.VerifyError
+	if errors.As(err, &verr) {
+		if verr.Problem == audit.ProblemKeyNeeded {
+			return fail(1, "%v; give --key.file to check them", err)
+		}
+		return fail(1, "%v", err)
+	}
+	if err != nil {
+		return fail(2, "%v", err)
+	}
+	fmt.Fprintf(stdout, "audit verify %s: OK: %d records in %d files, seq %d to %d, last hash %s\n",
+		f.dir, rep.Records, rep.Files, rep.FirstSeq, rep.LastSeq, rep.LastHash)
+	switch {
+	case o.Anchor != nil:
+		fmt.Fprintf(stdout, "  head: seq %d with hash %s (from %s) is in the log; %d records after it\n", o.Anchor.Seq, o.Anchor.Hash, headFrom, rep.PastAnchor)
+	default:
+		fmt.Fprintln(stdout, "  head: none given: records cut from the end of the log cannot be told (--storage.path, or --head.seq and --head.hash)")
+	}
+	switch {
+	case rep.Keyed > 0:
+		fmt.Fprintf(stdout, "  key: %d keyed records (%s), every MAC checked; %d unkeyed records before them\n", rep.Keyed, audit.AlgHMAC, rep.Records-rep.Keyed)
+	case o.Key != nil:
+		fmt.Fprintln(stdout, "  key: given, and the log has no records")
+	default:
+		fmt.Fprintln(stdout, "  key: none: an unkeyed chain, which anyone can recompute")
+	}
+	if rep.Recovered+rep.Pruned > 0 {
+		fmt.Fprintf(stdout, "  %d crashes recovered, %d files pruned\n", rep.Recovered, rep.Pruned)
+	}
+	return 0
+}
+
+// auditAccept runs audit accept: it verifies the log alone (with its key),
+// holding its lock so that the healer cannot be running, and stores its
+// last record as the head.
+func auditAccept(ctx context.Context, dir, storage, keyFile string, stdout, stderr io.Writer) int {
+	var key []byte
+	if keyFile != "" {
+		k, err := audit.ReadKeyFile(keyFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "audit accept: %v\n", err)
+			return 2
+		}
+		key = k
+	}
+	l, err := audit.Open(dir, audit.Options{Key: key})
+	if err != nil {
+		fmt.Fprintf(stderr, "audit accept %s: %v (is the healer running?)\n", dir, err)
+		return 2
+	}
+	defer func() { _ = l.Close() }() // nothing was appended but what Open recovered, already fsync'd
+	if _, err := audit.VerifyWith(dir, audit.VerifyOptions{Key: key, AcceptUnkeyed: true}); err != nil {
+		fmt.Fprintf(stderr, "audit accept %s: the log itself does not verify, so it cannot be the reference: %v\n", dir, err)
+		return 1
+	}
+	// What was stored before, to print; a database too old or missing to
+	// hold a head had none.
+	oldSeq, oldHash, had, err := store.ReadAuditHead(ctx, storage)
+	had = had && err == nil
+	seq, hash := l.Head()
+	if err := store.SetAuditHead(ctx, storage, seq, hash); err != nil {
+		fmt.Fprintf(stderr, "audit accept: %v\n", err)
+		return 2
+	}
+	if had {
+		fmt.Fprintf(stdout, "audit accept %s: head was seq %d hash %s\n", dir, oldSeq, oldHash)
+	}
+	fmt.Fprintf(stdout, "audit accept %s: head is now seq %d hash %s\n", dir, seq, hash)
+	return 0
 }
 
 type apiClient struct {

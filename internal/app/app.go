@@ -174,7 +174,28 @@ func Serve(ctx context.Context, o Options) error {
 		return fmt.Errorf("actions: %w", err)
 	}
 
-	st, err := store.Open(cfg.Storage.Path, store.Options{Synchronous: cfg.Storage.Synchronous, Logger: logger})
+	var auditKey []byte
+	if cfg.Audit.KeyFile != "" {
+		if auditKey, err = audit.ReadKeyFile(cfg.Audit.KeyFile); err != nil {
+			return err
+		}
+	}
+	// The audit chain's head is committed with every state change (see
+	// store.Options.AuditHead), once the log was found to match the head
+	// stored before; while it does not, the stored head stays as it was.
+	var (
+		chainOK  atomic.Bool
+		headFrom atomic.Pointer[audit.Log]
+	)
+	auditHead := func() (uint64, string, bool) {
+		l := headFrom.Load()
+		if l == nil || !chainOK.Load() {
+			return 0, "", false
+		}
+		seq, hash := l.Head()
+		return seq, hash, true
+	}
+	st, err := store.Open(cfg.Storage.Path, store.Options{Synchronous: cfg.Storage.Synchronous, Logger: logger, AuditHead: auditHead})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -184,7 +205,7 @@ func Serve(ctx context.Context, o Options) error {
 		}
 	}()
 
-	alog, err := audit.Open(cfg.Audit.Path, audit.Options{MaxBytes: int64(cfg.Audit.MaxSize), MaxAge: time.Duration(cfg.Audit.MaxAge)})
+	alog, err := audit.Open(cfg.Audit.Path, audit.Options{MaxBytes: int64(cfg.Audit.MaxSize), MaxAge: time.Duration(cfg.Audit.MaxAge), Key: auditKey})
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
@@ -194,14 +215,9 @@ func Serve(ctx context.Context, o Options) error {
 		}
 	}()
 
-	// The chain is verified once at start, after Open has cut off a record
-	// torn by a crash; appends after that keep it.
-	chainOK := atomic.Bool{}
-	if _, err := audit.Verify(cfg.Audit.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		logger.Error("audit_chain_broken", "path", cfg.Audit.Path, "err", err)
-	} else {
-		chainOK.Store(true)
-	}
+	chainErr := checkAuditChain(ctx, st, cfg.Audit.Path, auditKey, logger)
+	chainOK.Store(chainErr == nil)
+	headFrom.Store(alog)
 
 	promReg := prometheus.NewPedanticRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -238,6 +254,7 @@ func Serve(ctx context.Context, o Options) error {
 
 	h = healer.New(healer.Options{
 		Store: st, Audit: alog, Actions: reg, Querier: querier, Alertmanager: am, Metrics: metrics, Logger: logger,
+		AuditChain: func() error { return chainErr },
 	}, cfg)
 
 	var reloadMu sync.Mutex
@@ -350,6 +367,39 @@ loop:
 }
 
 func cfgFunc(h *healer.Healer) func() *config.Config { return h.Config }
+
+// checkAuditChain verifies the audit log once at start, after Open has cut
+// off a record torn by a crash (appends after that keep the chain), against
+// the head stored in the database and with the key when there is one. The
+// log may hold records past the head: their state changes had not committed
+// when the healer stopped. It returns nil when the log matches, or what
+// does not.
+func checkAuditChain(ctx context.Context, st *store.Store, dir string, key []byte, logger *slog.Logger) error {
+	seq, hash, stored, err := st.AuditHead(ctx)
+	if err != nil {
+		logger.Error("audit_chain_broken", "path", dir, "err", err)
+		return err
+	}
+	// A log without keyed records may be keyed from now on: the stored
+	// head vouches for what it holds.
+	o := audit.VerifyOptions{Key: key, AcceptUnkeyed: true}
+	if stored {
+		o.Anchor = &audit.Anchor{Seq: seq, Hash: hash}
+	}
+	rep, err := audit.VerifyWith(dir, o)
+	if err != nil {
+		if stored {
+			err = fmt.Errorf("the audit log does not match the head stored in the database (seq %d): %w", seq, err)
+		}
+		logger.Error("audit_chain_broken", "path", dir, "stored_head", stored, "head_seq", seq, "err", err)
+		return err
+	}
+	if !stored && rep.Records > 0 {
+		logger.Warn("audit_head_missing", "path", dir, "records", rep.Records, "note", "no head stored yet (a new or migrated database): the log was checked alone; the head is stored from now on")
+	}
+	logger.Info("audit_chain_verified", "path", dir, "records", rep.Records, "head_seq", seq, "past_head", rep.PastAnchor, "keyed", rep.Keyed)
+	return nil
+}
 
 // prune applies the retention periods every hour (and once at start).
 func prune(ctx context.Context, cfg func() *config.Config, st *store.Store, alog *audit.Log, logger *slog.Logger) {

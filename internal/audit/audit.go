@@ -6,10 +6,15 @@
 //
 // Verify walks the chain and names the first record that was edited,
 // inserted, deleted, reordered or cut. What the log alone cannot show is
-// that records were cut from its end at a line boundary, or that the whole
-// chain was rewritten from some point on (SHA-256 has no key): the healer
-// keeps the last seq and hash that Append returned in its database, and
-// VerifyWithAnchor checks the log against them.
+// that records were cut from its end at a line boundary (the file emptied
+// or deleted included), or that the whole chain was rewritten from some
+// point on. For the first, the chain's head (Head: the last seq and hash)
+// must be kept where the log cannot take it with it: the healer commits it
+// to its database with every state change, and checks the log against it
+// at start with VerifyWithAnchor (a copy kept off the host does the same
+// against someone who can rewrite both). For the second, the chain can be
+// keyed (Options.Key): each record is then sealed with HMAC-SHA256 and
+// says so (Alg), and nobody without the key can recompute the chain.
 //
 // Crashes. Append writes a record in one write and fsyncs it; a crash can
 // leave at most one incomplete last line, whose Append never returned, so
@@ -40,6 +45,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deus-ex-machina/deus/internal/atomicfile"
@@ -76,6 +82,12 @@ type Options struct {
 	Redact Redactor
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// Key, when set, keys the chain: every record appended is sealed with
+	// HMAC-SHA256 under it and says so (Alg), so that a chain recomputed
+	// by someone without the key fails verification. Records already in
+	// the log stay as they are; the chain goes on from them. A log whose
+	// last record is keyed is refused without its key.
+	Key []byte
 }
 
 // file is what Log needs of the file it appends to; tests inject faults.
@@ -104,6 +116,17 @@ type Log struct {
 	appended  uint64
 	broken    error
 	closed    bool
+
+	// head is lastSeq and lastHash as of the last write, for Head, which
+	// must not wait behind an append's fsync: the healer's store asks for
+	// it in every commit.
+	head atomic.Pointer[Anchor]
+}
+
+// publishHead makes lastSeq and lastHash what Head returns. l.mu is held
+// (or l is not shared yet).
+func (l *Log) publishHead() {
+	l.head.Store(&Anchor{Seq: l.lastSeq, Hash: l.lastHash})
 }
 
 // Open opens the audit log in dir, creating dir and the log if they do not
@@ -127,6 +150,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{dir: dir, opts: opts, lockFD: lock, lastHash: Genesis}
+	l.publishHead()
 	recovered, err := l.resume()
 	if err != nil {
 		return nil, errors.Join(err, l.closeFiles())
@@ -176,7 +200,7 @@ func (l *Log) resume() (*Record, error) {
 		l.size = t.tornFrom
 	}
 	if t.last != nil {
-		last, err := checkedRecord(path, t.last)
+		last, err := checkedRecord(path, t.last, l.opts.Key)
 		if err != nil {
 			return nil, err
 		}
@@ -184,11 +208,12 @@ func (l *Log) resume() (*Record, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", path, err)
 		}
-		first, err := checkedRecord(path, b)
+		first, err := checkedRecord(path, b, l.opts.Key)
 		if err != nil {
 			return nil, err
 		}
 		l.lastSeq, l.lastHash = last.Seq, last.Hash
+		l.publishHead()
 		l.firstSeq, l.firstTime = first.Seq, first.Time
 		return recovered, nil
 	}
@@ -201,11 +226,12 @@ func (l *Log) resume() (*Record, error) {
 		if segs[i].current {
 			continue
 		}
-		last, err := lastRecord(filepath.Join(l.dir, segs[i].name))
+		last, err := lastRecord(filepath.Join(l.dir, segs[i].name), l.opts.Key)
 		if err != nil {
 			return nil, err
 		}
 		l.lastSeq, l.lastHash = last.Seq, last.Hash
+		l.publishHead()
 		break
 	}
 	return recovered, nil
@@ -318,10 +344,10 @@ func (l *Log) AppendBatch(ctx context.Context, recs []Record) ([]Record, error) 
 	seq, prev := l.lastSeq, l.lastHash
 	for i := range prepared {
 		rec := &prepared[i]
-		rec.Seq, rec.Time, rec.Prev = seq+1, now, prev
+		rec.Seq, rec.Time, rec.Prev, rec.Alg = seq+1, now, prev, l.alg()
 		start := len(buf)
 		buf = rec.appendBody(buf)
-		rec.Hash = hashBody(buf[start:])
+		rec.Hash = seal(rec.Alg, l.opts.Key, buf[start:])
 		buf = appendHash(buf, rec.Hash)
 		if n := len(buf) - start - 1; n > MaxRecordBytes {
 			return nil, fmt.Errorf("record %d of %d bytes is larger than %d", i, n, MaxRecordBytes)
@@ -351,6 +377,7 @@ func (l *Log) AppendBatch(ctx context.Context, recs []Record) ([]Record, error) 
 	}
 	l.size += int64(len(buf))
 	l.lastSeq, l.lastHash = seq, prev
+	l.publishHead()
 	l.appended += uint64(len(prepared))
 	return prepared, nil
 }
@@ -372,9 +399,9 @@ func (l *Log) append(rec Record) (Record, error) {
 		return Record{}, fmt.Errorf("clock reads %s, outside what RFC 3339 can write", now)
 	}
 	rec = rec.normalize()
-	rec.Seq, rec.Time, rec.Prev = l.lastSeq+1, now, l.lastHash
+	rec.Seq, rec.Time, rec.Prev, rec.Alg = l.lastSeq+1, now, l.lastHash, l.alg()
 	body := rec.body()
-	rec.Hash = hashBody(body)
+	rec.Hash = seal(rec.Alg, l.opts.Key, body)
 	b := line(body, rec.Hash)
 	if len(b)-1 > MaxRecordBytes {
 		return Record{}, fmt.Errorf("record of %d bytes is larger than %d", len(b)-1, MaxRecordBytes)
@@ -397,8 +424,17 @@ func (l *Log) append(rec Record) (Record, error) {
 	}
 	l.size += int64(len(b))
 	l.lastSeq, l.lastHash = rec.Seq, rec.Hash
+	l.publishHead()
 	l.appended++
 	return rec, nil
+}
+
+// alg is the Alg of the records l appends.
+func (l *Log) alg() Alg {
+	if l.opts.Key != nil {
+		return AlgHMAC
+	}
+	return ""
 }
 
 // write writes and fsyncs one line. On failure it cuts the file back to
@@ -484,7 +520,7 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int, error) {
 			return n, err
 		}
 		path := filepath.Join(l.dir, s.name)
-		last, err := lastRecord(path)
+		last, err := lastRecord(path, l.opts.Key)
 		if err != nil {
 			return n, err
 		}
@@ -527,11 +563,20 @@ func (l *Log) LastSeq() uint64 {
 }
 
 // LastHash returns the hash of the last record on disk (Genesis for an
-// empty log). With LastSeq it is the anchor for VerifyWithAnchor.
+// empty log).
 func (l *Log) LastHash() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lastHash
+}
+
+// Head returns the seq and hash of the last record on disk, read together:
+// (0, Genesis) for an empty log. Every record up to it is fsync'd. Kept
+// where the log cannot take it with it (the healer's database), it is the
+// anchor VerifyWithAnchor checks the log against.
+func (l *Log) Head() (uint64, string) {
+	h := l.head.Load()
+	return h.Seq, h.Hash
 }
 
 // Close closes the log and releases its directory. Every appended record is

@@ -443,7 +443,7 @@ func TestPruneSurvivesACrashBetweenFiles(t *testing.T) {
 		c.advance(time.Hour)
 	}
 	l.mu.Lock()
-	last, err := lastRecord(filepath.Join(dir, "audit-1-1.log"))
+	last, err := lastRecord(filepath.Join(dir, "audit-1-1.log"), nil)
 	if err == nil {
 		_, err = l.append(Record{Kind: KindPruned, Fields: map[string]string{
 			"file": "audit-1-1.log", "first_seq": "1", "last_seq": "1", "last_hash": last.Hash,

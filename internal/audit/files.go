@@ -197,7 +197,7 @@ func (lr *lineReader) next() ([]byte, error) {
 
 // lastRecord returns the last record of a rotated file, which must end with
 // a complete line.
-func lastRecord(path string) (Record, error) {
+func lastRecord(path string, key []byte) (Record, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Record{}, err
@@ -214,17 +214,25 @@ func lastRecord(path string) (Record, error) {
 	if t.tornFrom != fi.Size() || t.last == nil {
 		return Record{}, fmt.Errorf("%w: %s: does not end with a complete record", ErrCorrupt, path)
 	}
-	return checkedRecord(path, t.last)
+	return checkedRecord(path, t.last, key)
 }
 
-// checkedRecord decodes a line and checks its own hash.
-func checkedRecord(path string, b []byte) (Record, error) {
+// checkedRecord decodes a line and checks its own hash, or its MAC under
+// key when it is keyed.
+func checkedRecord(path string, b []byte, key []byte) (Record, error) {
 	rec, err := decodeLine(b)
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, filepath.Base(path), err)
 	}
-	if hashBody(rec.body()) != rec.Hash {
-		return Record{}, fmt.Errorf("%w: %s: seq %d: hash mismatch", ErrCorrupt, filepath.Base(path), rec.Seq)
+	switch {
+	case rec.Alg == AlgHMAC && key == nil:
+		return Record{}, fmt.Errorf("%w: %s: seq %d is keyed (%s) and no key is configured", ErrCorrupt, filepath.Base(path), rec.Seq, AlgHMAC)
+	case !sealOK(rec.Alg, key, rec.body(), rec.Hash):
+		what := "hash mismatch"
+		if rec.Alg == AlgHMAC {
+			what = "MAC mismatch (edited, or another key)"
+		}
+		return Record{}, fmt.Errorf("%w: %s: seq %d: %s", ErrCorrupt, filepath.Base(path), rec.Seq, what)
 	}
 	return rec, nil
 }

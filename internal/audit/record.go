@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -97,9 +98,21 @@ type Record struct {
 	Result      string            `json:"result,omitempty"` // allowed, denied, ok, failed, timeout, ...
 	Reason      string            `json:"reason,omitempty"`
 	Fields      map[string]string `json:"fields,omitempty"`
-	Prev        string            `json:"prev"`
-	Hash        string            `json:"hash"`
+	// Alg is AlgHMAC in the records of a keyed chain (Options.Key), whose
+	// Hash is then an HMAC; empty in an unkeyed chain's.
+	Alg  Alg    `json:"alg,omitempty"`
+	Prev string `json:"prev"`
+	Hash string `json:"hash"`
 }
+
+// Alg says how a record's Hash was computed.
+type Alg string
+
+// AlgHMAC marks a record of a keyed chain: its Hash is the hex
+// HMAC-SHA256 of its body under the log's key, so that nobody without the
+// key can write a record that verifies. A record without an alg is
+// unkeyed: its Hash is the plain SHA-256 of its body.
+const AlgHMAC Alg = "hmac-sha256"
 
 // field is one free-text field of a record and its JSON name.
 type field struct {
@@ -124,11 +137,14 @@ func (r *Record) stringFields() [6]field {
 //
 // A record's line is a JSON object with its keys in one fixed order (seq,
 // time, kind, run_id, fingerprint, alertname, runbook, action, target,
-// dry_run, argv, result, reason, fields, prev, hash), empty values left out,
+// dry_run, argv, result, reason, fields, alg, prev, hash), empty values left out,
 // fields' keys sorted, no spaces, strings escaped by the rules of
 // appendString, time in RFC 3339 with nanoseconds in UTC. Hash is the hex
 // SHA-256 of that same object without its hash member, that is the line up
-// to and excluding `,"hash":"...` with the closing brace put back. Verify
+// to and excluding `,"hash":"...` with the closing brace put back; in a
+// keyed record (alg hmac-sha256) it is the hex HMAC-SHA256 of the same
+// bytes. An unkeyed record has no alg member, so its bytes, and the hashes
+// of logs written before keys existed, are what they always were. Verify
 // re-encodes every record it reads and requires the same bytes, so a record
 // cannot be changed even in ways JSON would ignore (spacing, key order,
 // duplicate or unknown keys).
@@ -178,6 +194,7 @@ func (r *Record) appendBody(b []byte) []byte {
 		}
 		b = append(b, '}')
 	}
+	b = appendMember(b, "alg", string(r.Alg))
 	b = append(b, `,"prev":`...)
 	b = appendString(b, r.Prev)
 	b = append(b, '}')
@@ -198,6 +215,31 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 func hashBody(body []byte) string {
 	sum := sha256.Sum256(body)
 	return hex.EncodeToString(sum[:])
+}
+
+// macBody returns the hex HMAC-SHA256 of a record's body under key.
+func macBody(key, body []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// seal returns the Hash of a record with this body: an HMAC under key when
+// the record is keyed, its SHA-256 otherwise.
+func seal(alg Alg, key, body []byte) string {
+	if alg == AlgHMAC {
+		return macBody(key, body)
+	}
+	return hashBody(body)
+}
+
+// sealOK reports whether hash is the record's Hash for body. A keyed
+// record cannot be checked without key, and does not pass.
+func sealOK(alg Alg, key, body []byte, hash string) bool {
+	if alg == AlgHMAC {
+		return key != nil && hmac.Equal([]byte(macBody(key, body)), []byte(hash))
+	}
+	return hashBody(body) == hash
 }
 
 // line returns the record's full line, newline included, from its body and
@@ -320,6 +362,7 @@ type wireRecord struct {
 	Result      string            `json:"result"`
 	Reason      string            `json:"reason"`
 	Fields      map[string]string `json:"fields"`
+	Alg         string            `json:"alg"`
 	Prev        string            `json:"prev"`
 	Hash        string            `json:"hash"`
 }
@@ -342,12 +385,15 @@ func decodeLine(b []byte) (Record, error) {
 	if !Kind(w.Kind).valid() {
 		return Record{}, fmt.Errorf("%w: kind %q is not lowercase snake_case", errMalformed, w.Kind)
 	}
+	if w.Alg != "" && Alg(w.Alg) != AlgHMAC {
+		return Record{}, fmt.Errorf("%w: alg %q: want %s or none", errMalformed, w.Alg, AlgHMAC)
+	}
 	r := Record{
 		Seq: w.Seq, Time: t, Kind: Kind(w.Kind),
 		RunID: w.RunID, Fingerprint: w.Fingerprint, Alertname: w.Alertname,
 		Runbook: w.Runbook, Action: w.Action, Target: w.Target,
 		DryRun: w.DryRun, Argv: w.Argv, Result: w.Result, Reason: w.Reason,
-		Fields: w.Fields, Prev: w.Prev, Hash: w.Hash,
+		Fields: w.Fields, Alg: Alg(w.Alg), Prev: w.Prev, Hash: w.Hash,
 	}
 	got := line(r.body(), r.Hash)
 	if string(got[:len(got)-1]) != string(b) {

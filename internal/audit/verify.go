@@ -26,6 +26,10 @@ const (
 	ProblemTailCut      Problem = "anchored record missing: records cut from the end"
 	ProblemAnchorHash   Problem = "anchored record differs: log rewritten"
 	ProblemAnchorPruned Problem = "anchored record was pruned: anchor too old to check"
+	ProblemMAC          Problem = "MAC mismatch: record edited, or the key is another"
+	ProblemUnkeyed      Problem = "unkeyed record after a keyed one: chain rewritten without the key"
+	ProblemNotKeyed     Problem = "no keyed record: a key was given, and the log was written without one or rewritten without it"
+	ProblemKeyNeeded    Problem = "keyed records, and no key to check their MACs with: the chain's links were checked, not its MACs"
 )
 
 // VerifyError is the first bad record Verify found.
@@ -63,6 +67,35 @@ type Report struct {
 	// VerifyWithAnchor. A few are normal: the healer stores the anchor after
 	// Append returns, so a crash in between leaves the log ahead.
 	PastAnchor uint64
+	// Keyed counts the keyed records (AlgHMAC); MACsChecked says whether
+	// their MACs were checked, which takes the key.
+	Keyed       uint64
+	MACsChecked bool
+}
+
+// VerifyOptions say what else than the log itself Verify checks it
+// against.
+type VerifyOptions struct {
+	// Anchor, when set, is the chain's head as kept outside the log (the
+	// healer's database, a copy off the host): the record with its seq
+	// must be in the log with its hash. The log may go on after it.
+	Anchor *Anchor
+	// Key is the key of a keyed chain (Options.Key). With a key every
+	// keyed record's MAC is checked, and a log with records of which none
+	// is keyed fails (ProblemNotKeyed) unless AcceptUnkeyed. Without one,
+	// a log with keyed records fails with ProblemKeyNeeded once everything
+	// else about it checked out: their MACs cannot be checked.
+	Key []byte
+	// AcceptUnkeyed lets a log that has no keyed record pass with a key:
+	// a log about to switch to keyed records (the healer's start after a
+	// key was configured, whose anchor vouches for the unkeyed chain).
+	AcceptUnkeyed bool
+}
+
+// Anchor is a record's seq and hash: (0, Genesis) is an empty log.
+type Anchor struct {
+	Seq  uint64
+	Hash string
 }
 
 // Verify checks the whole log in dir: every file in order, every record's
@@ -78,18 +111,43 @@ type Report struct {
 // a log that is being written, it may see the last line half written and
 // report ProblemTruncated; check again.
 func Verify(dir string) (Report, error) {
-	v := verifier{}
-	return v.run(os.DirFS(dir))
+	return VerifyWith(dir, VerifyOptions{})
+}
+
+// VerifyWith is Verify with an anchor, a key or both; see VerifyOptions.
+//
+// The rules of a keyed chain: unkeyed records may only come before the
+// first keyed one (a log written before a key was configured goes on as a
+// keyed chain); an unkeyed record after a keyed one is ProblemUnkeyed. The
+// first keyed record's prev is the hash of the unkeyed record before it,
+// so the unkeyed part is vouched for by the keyed part that follows it.
+func VerifyWith(dir string, o VerifyOptions) (Report, error) {
+	v := verifier{key: o.Key, acceptUnkeyed: o.AcceptUnkeyed}
+	if o.Anchor != nil {
+		v.anchored, v.anchorSeq, v.anchorHash = true, o.Anchor.Seq, o.Anchor.Hash
+	}
+	v.rep.MACsChecked = o.Key != nil
+	rep, err := v.run(os.DirFS(dir))
+	if err != nil && v.anchored && v.anchorSeq > 0 && errors.Is(err, fs.ErrNotExist) && !v.started {
+		// The whole directory is gone, and the anchor says it held records.
+		return rep, &VerifyError{
+			File: currentName, Line: 1, Seq: v.anchorSeq, Problem: ProblemTailCut,
+			Detail: "the log directory does not exist",
+		}
+	}
+	return rep, err
 }
 
 // VerifyWithAnchor is Verify, and it also checks that the record with seq
-// lastSeq is in the log with hash lastHash: the healer stores the last seq
-// and hash Append returned in its database, and this is what detects
-// records cut from the end of the log or a chain rewritten up to its end.
-// Anchor (0, Genesis) is an empty log.
+// lastSeq is in the log with hash lastHash: the healer keeps the head of
+// the chain (Log.Head) in its database, committed with every state change,
+// and this is what detects records cut from the end of the log, a log
+// emptied or deleted, or a chain rewritten up to its end. The log may hold
+// records after the anchor (a crash between an append and the commit of
+// the state change it preceded); Report.PastAnchor counts them. Anchor
+// (0, Genesis) is an empty log.
 func VerifyWithAnchor(dir string, lastSeq uint64, lastHash string) (Report, error) {
-	v := verifier{anchored: true, anchorSeq: lastSeq, anchorHash: lastHash}
-	return v.run(os.DirFS(dir))
+	return VerifyWith(dir, VerifyOptions{Anchor: &Anchor{Seq: lastSeq, Hash: lastHash}})
 }
 
 // pruneAnchor is what an audit_pruned record says about a deleted file.
@@ -99,6 +157,11 @@ type pruneAnchor struct {
 }
 
 type verifier struct {
+	key           []byte
+	acceptUnkeyed bool
+	// firstKeyed is where the first keyed record is, for ProblemKeyNeeded.
+	firstKeyed *VerifyError
+
 	anchored   bool
 	anchorSeq  uint64
 	anchorHash string
@@ -153,7 +216,21 @@ func (v *verifier) run(fsys fs.FS) (Report, error) {
 		return v.rep, nameErr
 	}
 	if v.anchored {
-		return v.rep, v.checkAnchor(lastFile, lastLine)
+		if err := v.checkAnchor(lastFile, lastLine); err != nil {
+			return v.rep, err
+		}
+	}
+	switch {
+	case v.key == nil && v.firstKeyed != nil:
+		e := *v.firstKeyed
+		e.Problem = ProblemKeyNeeded
+		e.Detail = fmt.Sprintf("%d keyed records from here on", v.rep.Keyed)
+		return v.rep, &e
+	case v.key != nil && v.rep.Keyed == 0 && v.rep.Records > 0 && !v.acceptUnkeyed:
+		return v.rep, &VerifyError{
+			File: lastFile, Line: lastLine, Seq: v.rep.LastSeq, Problem: ProblemNotKeyed,
+			Detail: fmt.Sprintf("%d records, none with alg %s", v.rep.Records, AlgHMAC),
+		}
 	}
 	return v.rep, nil
 }
@@ -204,7 +281,20 @@ func (v *verifier) file(fsys fs.FS, s segment, newest bool) (int, error) {
 		case err != nil:
 			return bad(0, ProblemMalformed, err.Error())
 		}
-		if got := hashBody(rec.body()); got != rec.Hash {
+		switch {
+		case rec.Alg == AlgHMAC:
+			if v.rep.Keyed == 0 {
+				v.firstKeyed = &VerifyError{File: s.name, Line: n, Seq: rec.Seq}
+			}
+			v.rep.Keyed++
+			// Without the key only the links can be checked; run
+			// reports that once everything else checked out.
+			if v.key != nil && !sealOK(rec.Alg, v.key, rec.body(), rec.Hash) {
+				return bad(rec.Seq, ProblemMAC, "")
+			}
+		case v.rep.Keyed > 0:
+			return bad(rec.Seq, ProblemUnkeyed, fmt.Sprintf("the chain is keyed from seq %d", v.firstKeyed.Seq))
+		case hashBody(rec.body()) != rec.Hash:
 			return bad(rec.Seq, ProblemHash, "")
 		}
 		if !v.started {

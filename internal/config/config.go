@@ -131,6 +131,10 @@ type Audit struct {
 	MaxSize   units.Base2Bytes `yaml:"max_size"`
 	MaxAge    model.Duration   `yaml:"max_age"`
 	Retention model.Duration   `yaml:"retention"`
+	// KeyFile holds the key that seals each record with HMAC-SHA256 (a
+	// keyed chain), read once at start; empty means an unkeyed chain
+	// (plain SHA-256). It must not lie in Path.
+	KeyFile string `yaml:"key_file"`
 }
 
 // Actions configures the built-in actions and defines commands.
@@ -637,6 +641,11 @@ func (c *Config) validate(specs []action.Spec) error {
 	}
 	if c.Storage.Synchronous != "full" && c.Storage.Synchronous != "normal" {
 		bad(fmt.Sprintf("%q: want full or normal", c.Storage.Synchronous), "storage", "synchronous")
+	}
+	if k := c.Audit.KeyFile; k != "" {
+		if rel, err := filepath.Rel(filepath.Clean(c.Audit.Path), filepath.Clean(k)); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			bad(fmt.Sprintf("%q is inside audit.path: whoever can rewrite the log could read its key", k), "audit", "key_file")
+		}
 	}
 	switch c.Actions.Firewall {
 	case "auto", "nftables", "iptables":

@@ -73,6 +73,16 @@ func TestLoadGood(t *testing.T) {
 	}
 }
 
+func TestLoadAuditKeyFile(t *testing.T) {
+	c, err := Load([]byte("audit:\n  path: /var/lib/deus/audit\n  key_file: /etc/deus/audit.key\n"), StaticSpecs(specs))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got, want := c.Audit.KeyFile, "/etc/deus/audit.key"; got != want {
+		t.Errorf("audit.key_file: got %q, want %q", got, want)
+	}
+}
+
 func TestLoadEmpty(t *testing.T) {
 	c, err := Load(nil, StaticSpecs(specs))
 	if err != nil {
@@ -143,6 +153,10 @@ func TestLoadErrors(t *testing.T) {
 		"an allowed host with a port": {
 			yaml: "api:\n  allowed_hosts: [healer.local, \"healer.local:9111\"]\n",
 			want: []string{`api.allowed_hosts[1] (line 2): "healer.local:9111": want a host name without scheme, port or path`},
+		},
+		"an audit key inside the audit log's directory": {
+			yaml: "storage: {path: /var/lib/deus}\naudit:\n  path: /var/lib/deus/audit\n  key_file: /var/lib/deus/audit/key\n",
+			want: []string{`audit.key_file (line 4): "/var/lib/deus/audit/key" is inside audit.path`},
 		},
 		"a second document": {
 			yaml: "global: {}\n---\nglobal: {}\n",

@@ -417,6 +417,9 @@ func (h *Healer) Rollback(ctx context.Context, id string, by Actor) (store.Run, 
 	if err := by.Validate(); err != nil {
 		return store.Run{}, err
 	}
+	if err := h.chainBroken(); err != nil {
+		return store.Run{}, fmt.Errorf("%s: %w", notActing(err), ErrNotAllowed)
+	}
 	run, err := h.opts.Store.Run(ctx, id)
 	if err != nil {
 		return run, err

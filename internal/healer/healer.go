@@ -65,6 +65,13 @@ type Options struct {
 	// PollInterval is how often waiting approvals are checked for expiry
 	// and the queue for work missed by a wake-up; 0 means 1s.
 	PollInterval time.Duration
+	// AuditChain reports what checking the audit log against the head
+	// stored in the database found at start: nil when they match. While
+	// it returns an error no action runs: every run that comes to act
+	// ends skipped, saying why, before its precheck and guards, a
+	// rollback by hand is refused, and Run escalates once. Nil means the
+	// chain is not checked.
+	AuditChain func() error
 }
 
 // Healer runs the pipeline.
@@ -257,6 +264,9 @@ func (h *Healer) Run(ctx context.Context) error {
 	h.mu.Unlock()
 	close(h.started)
 	defer h.wg.Wait()
+	if err := h.chainBroken(); err != nil {
+		h.escalateChain(ctx, err)
+	}
 	if err := h.recover(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while recovering: the next start recovers again

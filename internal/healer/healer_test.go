@@ -138,14 +138,14 @@ type env struct {
 	clock *clock
 }
 
-func newEnv(t *testing.T, yml string) *env {
+func newEnv(t *testing.T, yml string, with ...func(*Options)) *env {
 	t.Helper()
-	return newEnvWith(t, yml, nil)
+	return newEnvWith(t, yml, nil, with...)
 }
 
 // newEnvWith is newEnv with before called on the store before the healer
 // starts, as a store left by an earlier process.
-func newEnvWith(t *testing.T, yml string, before func(*store.Store)) *env {
+func newEnvWith(t *testing.T, yml string, before func(*store.Store), with ...func(*Options)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	clk := &clock{now: time.Date(2026, 11, 23, 18, 20, 0, 0, time.UTC)}
@@ -174,10 +174,14 @@ func newEnvWith(t *testing.T, yml string, before func(*store.Store)) *env {
 	}
 	q := &fakeQuerier{answer: true}
 	am := &fakeAM{}
-	h := New(Options{
+	opts := Options{
 		Store: st, Audit: alog, Actions: reg, Querier: q, Alertmanager: am, Logger: testenv.Logger(t),
 		Now: clk.Now, PollInterval: 5 * time.Millisecond,
-	}, cfg)
+	}
+	for _, w := range with {
+		w(&opts)
+	}
+	h := New(opts, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()

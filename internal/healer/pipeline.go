@@ -68,13 +68,16 @@ func (p Pipeline) Exec(ctx context.Context, f *flow) (Verdict, error) {
 	return Next, nil
 }
 
-// pipeline is the run's life, in the order its policy reads: is there
-// still something to do (the runbook, the alert not resolved), does the
+// pipeline is the run's life, in the order its policy reads: is the run
+// still where it was read, is the audit chain intact, is there still
+// something to do (the runbook, the alert not resolved), does the
 // precheck still hold, do the guards allow it, does it wait for a person,
 // then start, run the steps, verify, and settle (succeeded, or roll back
 // and escalate).
 func (h *Healer) pipeline() Pipeline {
 	return Pipeline{
+		current{h},
+		chainIntact{h},
 		stillWanted{h},
 		precheck{h},
 		guards{h},

@@ -19,26 +19,52 @@ import (
 // of the run's state goes through Healer.transition, whose audit record
 // precedes it.
 
-// stillWanted ends a run that has nothing left to do: it moved on since it
-// was read, its runbook was removed, or its alert resolved before it
-// started.
+// current ends this execution of a run that moved on since it was read:
+// resume lists runs, then starts those not active, and one may have ended
+// in between. A run this process just made or moved needs no reading.
+type current struct{ h *Healer }
+
+func (current) Name() string { return "current" }
+
+func (s current) Exec(ctx context.Context, f *flow) (Verdict, error) {
+	if f.fresh {
+		return Next, nil
+	}
+	cur, err := s.h.opts.Store.Run(ctx, f.run.ID)
+	if err != nil {
+		return Stop, err
+	}
+	if cur.State != f.run.State {
+		return Stop, nil
+	}
+	return Next, nil
+}
+
+// chainIntact ends every run that comes to act while the audit log fails
+// its check against the head stored in the database: what the healer does
+// must be on a record nobody cut.
+type chainIntact struct{ h *Healer }
+
+func (chainIntact) Name() string { return "audit_chain" }
+
+func (s chainIntact) Exec(ctx context.Context, f *flow) (Verdict, error) {
+	err := s.h.chainBroken()
+	if err == nil {
+		return Next, nil
+	}
+	why := notActing(err)
+	rec := audit.Record{Kind: audit.KindSkipped, Result: string(store.RunSkipped), Reason: why}
+	return Stop, s.h.transition(ctx, f, store.RunSkipped, rec, store.Update{Reason: why})
+}
+
+// stillWanted ends a run that has nothing left to do: its runbook was
+// removed, or its alert resolved before it started.
 type stillWanted struct{ h *Healer }
 
 func (stillWanted) Name() string { return "still_wanted" }
 
 func (s stillWanted) Exec(ctx context.Context, f *flow) (Verdict, error) {
 	h := s.h
-	if !f.fresh {
-		// Read before an execution that may have ended since (resume lists
-		// runs, then starts those not active): act only on its state now.
-		cur, err := h.opts.Store.Run(ctx, f.run.ID)
-		if err != nil {
-			return Stop, err
-		}
-		if cur.State != f.run.State {
-			return Stop, nil
-		}
-	}
 	if f.run.Runbook != "" && f.rb == nil {
 		const why = "the runbook was removed from the configuration"
 		rec := audit.Record{Kind: audit.KindSkipped, Result: string(store.RunSkipped), Reason: why}

@@ -47,6 +47,16 @@ type Options struct {
 	// Now is the clock. Nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// AuditHead, when set, is asked for the audit chain's head (the seq
+	// and hash of its last record on disk) as every write transaction
+	// commits, and the head is committed with it whenever it changed
+	// since the last commit. The healer writes and fsyncs an audit record
+	// before it submits the state change the record precedes, so the head
+	// committed with a change is at or past that change's record: the log
+	// may run ahead of the stored head, never behind it. ok false leaves
+	// the stored head as it is (the healer freezes it while the log does
+	// not match it).
+	AuditHead func() (seq uint64, hash string, ok bool)
 }
 
 // Store is the healer's database.
@@ -67,6 +77,11 @@ type Store struct {
 	// request can enter the queue that the writer would not drain.
 	mu       sync.RWMutex
 	isClosed bool
+
+	// headSeq and headHash are the audit head last committed; the
+	// writer's alone.
+	headSeq  uint64
+	headHash string
 }
 
 // Open opens (creating it if needed) the database in dir.
@@ -142,7 +157,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("prepare: %w", err), w.Close(), r.Close())
 	}
 	r.SetMaxOpenConns(4)
+	var headSeq uint64
+	var headHash string
+	if err := w.QueryRow(`SELECT seq, hash FROM audit_head`).Scan(&headSeq, &headHash); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, errors.Join(fmt.Errorf("read the audit head: %w", err), w.Close(), r.Close())
+	}
 	s := &Store{
+		headSeq: headSeq, headHash: headHash,
 		w: w, r: r, ins: ins, dup: dup, resolved: resolved, newAlerts: newAlerts, queued: queued, opts: opts, logger: opts.Logger,
 		reqs:   make(chan *job, opts.MaxBatch),
 		done:   make(chan struct{}),
@@ -200,7 +221,8 @@ const unplanned = `id > (SELECT planned_through FROM planner) AND state = 'new'`
 // key alone and queued new ones in a table of their own; version 2 indexes
 // them by startsAt first, so that new alerts land at the end of the index
 // rather than all over it, and keeps the queue as a mark in the alerts.
-const schemaVersion = 2
+// Version 3 adds the audit chain's head (auditHeadTable).
+const schemaVersion = 3
 
 const alertsTable = `
 CREATE TABLE IF NOT EXISTS alerts (
@@ -308,6 +330,17 @@ INSERT INTO planner (one, planned_through) VALUES (1, COALESCE(
 DROP TABLE queue;
 `
 
+// auditHeadTable (schema version 3) holds the audit chain's head: the seq
+// and hash of the newest audit record as of the last commit (see
+// Options.AuditHead). No row means no head was ever stored: a database
+// older than version 3, or a healer that never wrote.
+const auditHeadTable = `
+CREATE TABLE IF NOT EXISTS audit_head (
+	one  INTEGER PRIMARY KEY CHECK (one = 1),
+	seq  INTEGER NOT NULL,
+	hash TEXT NOT NULL
+);`
+
 // migrate brings the database to schemaVersion in one transaction, and
 // refuses one written by a newer version.
 func migrate(db *sql.DB) error {
@@ -333,6 +366,11 @@ func migrate(db *sql.DB) error {
 	}
 	if _, err := tx.Exec(schema); err != nil {
 		return fmt.Errorf("create the schema: %w", err)
+	}
+	// Version 3: a table of its own, created for a new database and a
+	// version 2 one alike.
+	if _, err := tx.Exec(auditHeadTable); err != nil {
+		return fmt.Errorf("migrate to schema version 3: %w", err)
 	}
 	// user_version takes no bound parameter; schemaVersion is a constant.
 	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
@@ -503,10 +541,91 @@ func (s *Store) apply(batch []*job) error {
 			return err
 		}
 	}
+	var seq uint64
+	var hash string
+	moved := false
+	if s.opts.AuditHead != nil {
+		var ok bool
+		seq, hash, ok = s.opts.AuditHead()
+		if moved = ok && (seq != s.headSeq || hash != s.headHash); moved {
+			if err := upsertAuditHead(ctx, tx, seq, hash); err != nil {
+				return err
+			}
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	if moved {
+		s.headSeq, s.headHash = seq, hash
+	}
 	return nil
+}
+
+func upsertAuditHead(ctx context.Context, tx *sql.Tx, seq uint64, hash string) error {
+	// SQLite integers are signed; a seq past MaxInt64 is not reached.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?)
+		ON CONFLICT(one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`, int64(seq), hash); err != nil { //nolint:gosec // see above
+		return fmt.Errorf("store the audit head: %w", err)
+	}
+	return nil
+}
+
+// AuditHead returns the audit chain's head as last committed (see
+// Options.AuditHead); ok is false when none was ever stored.
+func (s *Store) AuditHead(ctx context.Context) (seq uint64, hash string, ok bool, err error) {
+	return auditHead(ctx, s.r)
+}
+
+func auditHead(ctx context.Context, db *sql.DB) (seq uint64, hash string, ok bool, err error) {
+	err = db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head`).Scan(&seq, &hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, "", false, nil
+	case err != nil:
+		return 0, "", false, fmt.Errorf("read the audit head: %w", err)
+	}
+	return seq, hash, true, nil
+}
+
+// ReadAuditHead reads the audit chain's head from the database in dir
+// without opening it for writing (no migration, no writer), for a check
+// from outside the healer, which may be running. ok is false when no head
+// is stored; a database too old to hold one is an error saying so.
+func ReadAuditHead(ctx context.Context, dir string) (seq uint64, hash string, ok bool, err error) {
+	path := filepath.Join(dir, "healer.db")
+	if _, err := os.Stat(path); err != nil {
+		return 0, "", false, err
+	}
+	q := url.Values{}
+	q.Add("mode", "ro")
+	q.Add("_pragma", "busy_timeout(10000)")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return 0, "", false, err
+	}
+	defer db.Close() //nolint:errcheck // read only: closing loses nothing
+	var version int
+	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return 0, "", false, fmt.Errorf("read %s: %w", path, err)
+	}
+	if version < 3 {
+		return 0, "", false, fmt.Errorf("%s has schema version %d, older than the audit head (3): start the healer once to migrate it", path, version)
+	}
+	return auditHead(ctx, db)
+}
+
+// SetAuditHead stores seq and hash as the audit chain's head, with the
+// healer stopped: it is how a person, having looked into why the log did
+// not match its head, makes the log as it now is the reference again. It
+// opens the store in dir (migrating it) and closes it.
+func SetAuditHead(ctx context.Context, dir string, seq uint64, hash string) error {
+	s, err := Open(dir, Options{})
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return upsertAuditHead(ctx, tx, seq, hash) })
+	return errors.Join(err, s.Close())
 }
 
 func unixNano(t time.Time) int64 {
