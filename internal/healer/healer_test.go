@@ -191,7 +191,7 @@ func newEnv(t *testing.T, yml string) *env {
 // post delivers a fixture payload, rewritten by edit.
 func (e *env) post(fixture string, edit func(m map[string]any)) []alertmanager.Alert {
 	e.t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "fixtures", "alertmanager", fixture))
+	b, err := os.ReadFile(filepath.Join("..", "alertmanager", "testdata", fixture))
 	if err != nil {
 		e.t.Fatal(err)
 	}
