@@ -52,23 +52,23 @@ bench-intake:
 	$(GO) run ./test/bench/intake
 
 ## nab: run the shipped anomaly alert over a folder of NAB-format series,
-## e.g. make nab DATA=../shared/nab-dev/data OUT=alerts.csv
-DATA ?= ../shared/nab-dev/data
+## e.g. make nab DATA=testdata/nab/data OUT=alerts.csv
+DATA ?= testdata/nab/data
 OUT  ?= out/nab-alerts.csv
 nab:
 	@mkdir -p $(dir $(OUT))
 	$(GO) run ./test/nab -data $(DATA) -out $(OUT) -rules rules/anomaly.rules.yml
 
 ## nab-check: score the shipped anomaly alert on the NAB development split
-## (../shared/nab-dev) and fail below NAB_FLOOR, a regression guard a few
-## points under what docs/anomaly.md reports.
-SHARED    ?= ../shared
+## (testdata/nab, scored by test/nab/nab_score.py) and fail below NAB_FLOOR,
+## a regression guard a few points under what docs/anomaly.md reports.
+NAB       ?= testdata/nab
 NAB_FLOOR ?= 45
 nab-check:
-	@test -d $(SHARED)/nab-dev || { echo "nab-check: $(SHARED)/nab-dev not found"; exit 1; }
-	$(MAKE) --no-print-directory nab DATA=$(SHARED)/nab-dev/data OUT=out/nab-dev-alerts.csv
-	python3 $(SHARED)/nab-dev/nab_score.py --windows $(SHARED)/nab-dev/labels/windows_dev.json \
-		--data-dir $(SHARED)/nab-dev/data --detections out/nab-dev-alerts.csv --json out/nab-dev-score.json
+	@test -d $(NAB)/data || { echo "nab-check: $(NAB)/data not found"; exit 1; }
+	$(MAKE) --no-print-directory nab DATA=$(NAB)/data OUT=out/nab-dev-alerts.csv
+	python3 test/nab/nab_score.py --windows $(NAB)/labels/windows_dev.json \
+		--data-dir $(NAB)/data --detections out/nab-dev-alerts.csv --json out/nab-dev-score.json
 	python3 -c 'import json,sys; t=json.load(open("out/nab-dev-score.json"))["total"]; s=t["nab_score"]; \
 		print("NAB standard score %.1f (floor $(NAB_FLOOR)), window P/R/F1 %.2f/%.2f/%.2f" % (s, t["precision"], t["recall"], t["f1"])); \
 		sys.exit(0 if s >= $(NAB_FLOOR) else 1)'
