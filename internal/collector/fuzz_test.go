@@ -138,6 +138,11 @@ func escapeMountField(s string) string {
 	return b.String()
 }
 
+// mountinfoLine is the shape of a mountinfo line: IDs, major:minor, root,
+// absolute mount point, options, optional fields, "-", type, source (maybe
+// empty) and super options, separated by single spaces.
+var mountinfoLine = regexp.MustCompile(`^[0-9]+ [0-9]+ [0-9]+:[0-9]+ [^ ]+ /[^ ]* [^ ]+( [^ ]+)*? - [^ ]+ [^ ]* [^ ]+`)
+
 func FuzzParseMountinfo(f *testing.F) {
 	for _, s := range []string{
 		mountinfoSample,
@@ -148,6 +153,8 @@ func FuzzParseMountinfo(f *testing.F) {
 		"22 27 0:21 / /proc rw -\n",
 		"1 2 3 4 5 6 - 8 9\n",
 		"- - - - - - - - -\n",
+		"      - 0 \n",
+		"74 25 0:59 / /mnt/tmpfs rw,relatime shared:38 - tmpfs  rw\n",
 	} {
 		f.Add(s)
 	}
@@ -157,24 +164,34 @@ func FuzzParseMountinfo(f *testing.F) {
 			if len(mounts) > lineCount(data) {
 				t.Errorf("parseMountinfo(%q) = %d mounts from %d lines", data, len(mounts), lineCount(data))
 			}
+			// Every line accepted has the fields the kernel always writes:
+			// an absolute mount point and a type. (The source may be empty:
+			// mount(2) accepts "" for it.)
 			for _, m := range mounts {
-				if m.mountPoint == "" || m.fsType == "" || m.device == "" {
-					t.Errorf("parseMountinfo(%q) = %+v: an empty field", data, m)
+				if !strings.HasPrefix(m.mountPoint, "/") || m.fsType == "" {
+					t.Errorf("parseMountinfo(%q) = %+v: a mount point that is not absolute or an empty type", data, m)
+				}
+			}
+			for line := range strings.SplitSeq(data, "\n") {
+				line = strings.TrimSuffix(line, "\r") // as bufio.ScanLines does
+				if line != "" && !mountinfoLine.MatchString(line) {
+					t.Errorf("parseMountinfo(%q) accepted %q, which lacks a field the kernel always writes", data, line)
 				}
 			}
 		}
 
-		// Any path the kernel can mount (not empty, no NUL) comes back
-		// from the line the kernel would write for it.
-		if data == "" || strings.IndexByte(data, 0) >= 0 {
+		// Any path the kernel can mount (no NUL) comes back from the line
+		// the kernel would write for it, as a source and below the root.
+		if strings.IndexByte(data, 0) >= 0 {
 			return
 		}
-		line := "36 35 98:0 / " + escapeMountField(data) + " rw,noatime master:1 - ext4 " + escapeMountField(data) + " rw,errors=continue\n"
+		point := "/" + data
+		line := "36 35 98:0 / " + escapeMountField(point) + " rw,noatime master:1 - ext4 " + escapeMountField(data) + " rw,errors=continue\n"
 		got, err := parseMountinfo(strings.NewReader(line))
 		if err != nil {
 			t.Fatalf("parseMountinfo(%q) error: %v", line, err)
 		}
-		want := []mount{{device: data, mountPoint: data, fsType: "ext4"}}
+		want := []mount{{device: data, mountPoint: point, fsType: "ext4"}}
 		if diff := cmp.Diff(want, got, cmp.AllowUnexported(mount{})); diff != "" {
 			t.Errorf("parseMountinfo(%q) mismatch (-want +got):\n%s", line, diff)
 		}
