@@ -7,7 +7,9 @@ import (
 	"strings"
 )
 
-// parseLoadavg parses the first three fields of /proc/loadavg.
+// parseLoadavg parses the first three fields of /proc/loadavg. The kernel
+// writes each as a decimal with two places ("%lu.%02lu"), so a sign, an
+// exponent, NaN or Inf is an error.
 func parseLoadavg(s string) ([3]float64, error) {
 	var loads [3]float64
 	fields := strings.Fields(s)
@@ -15,6 +17,10 @@ func parseLoadavg(s string) ([3]float64, error) {
 		return loads, fmt.Errorf("loadavg %q: want at least 3 fields", s)
 	}
 	for i := range loads {
+		whole, frac, _ := strings.Cut(fields[i], ".")
+		if !isDecimal(whole) || strings.Contains(fields[i], ".") && !isDecimal(frac) {
+			return loads, fmt.Errorf("loadavg field %d: %q is not a decimal number", i+1, fields[i])
+		}
 		v, err := strconv.ParseFloat(fields[i], 64)
 		if err != nil {
 			return loads, fmt.Errorf("loadavg field %d: %w", i+1, err)
