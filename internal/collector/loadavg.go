@@ -17,8 +17,7 @@ func parseLoadavg(s string) ([3]float64, error) {
 		return loads, fmt.Errorf("loadavg %q: want at least 3 fields", s)
 	}
 	for i := range loads {
-		whole, frac, _ := strings.Cut(fields[i], ".")
-		if !isDecimal(whole) || strings.Contains(fields[i], ".") && !isDecimal(frac) {
+		if !isDecimalFraction(fields[i]) {
 			return loads, fmt.Errorf("loadavg field %d: %q is not a decimal number", i+1, fields[i])
 		}
 		v, err := strconv.ParseFloat(fields[i], 64)
@@ -28,6 +27,14 @@ func parseLoadavg(s string) ([3]float64, error) {
 		loads[i] = v
 	}
 	return loads, nil
+}
+
+// isDecimalFraction reports whether s is digits with an optional dot and
+// more digits ("0.27", "12"), the way the kernel writes a load or a pressure
+// average: no sign, exponent, NaN or Inf.
+func isDecimalFraction(s string) bool {
+	whole, frac, dot := strings.Cut(s, ".")
+	return isDecimal(whole) && (!dot || isDecimal(frac))
 }
 
 // Loadavg writes node_load1, node_load5 and node_load15.

@@ -653,6 +653,10 @@ func TestParsePressure(t *testing.T) {
 		{name: "a bare word among the fields is an error", input: "some avg10=0.00 total=1 x\n", wantErr: true},
 		{name: "a repeated total is an error", input: "some total=1 total=2\n", wantErr: true},
 		{name: "a repeated kind is an error", input: "some total=1\nsome total=2\n", wantErr: true},
+		{name: "an average without its value is an error (a fuzzer's find)", input: "full avg10 total=0\n", wantErr: true},
+		{name: "an empty average is an error", input: "some avg10= total=1\n", wantErr: true},
+		{name: "a negative average is an error", input: "some avg10=-1.00 total=1\n", wantErr: true},
+		{name: "an average of NaN is an error", input: "some avg60=NaN total=1\n", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -36,14 +36,16 @@ func parsePressure(r io.Reader) (psi, error) {
 		var total string
 		var seen [4]bool
 		for _, f := range fields[1:] {
-			k, v, _ := strings.Cut(f, "=")
+			k, v, ok := strings.Cut(f, "=")
 			i := slices.Index(psiFields[:], k)
-			if i < 0 || seen[i] {
+			if !ok || i < 0 || seen[i] {
 				return p, fmt.Errorf("pressure line %q: unknown or repeated field %q", sc.Text(), f)
 			}
 			seen[i] = true
 			if k == "total" {
 				total = v
+			} else if !isDecimalFraction(v) {
+				return p, fmt.Errorf("pressure line %q: %s %q is not a decimal number", sc.Text(), k, v)
 			}
 		}
 		if total == "" {
