@@ -6,10 +6,12 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION) -X $(PKG).Branch=$(BRANCH)
 FUZZTIME  ?= 30s
+# The fuzzing budget of each fuzzer in make test (see fuzz-short).
+FUZZ_BUDGET ?= 4s
 # Arguments for `make run`, e.g. make run ARGS='--collector.services.name=nginx'.
 ARGS      ?=
 
-.PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake fuzz nab nab-check clean
+.PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake fuzz fuzz-short nab nab-check clean
 
 all: build
 
@@ -29,8 +31,9 @@ run-exporter: build
 
 ## test: install what is missing, then lint and run every test (unit,
 ## golden, fuzz seeds, integration against the real servers, rule tests),
-## and score the anomaly rules on the NAB development split.
-test: deps lint unit nab-check
+## fuzz every fuzzer briefly, and score the anomaly rules on the NAB
+## development split.
+test: deps lint unit fuzz-short nab-check
 
 deps:
 	./scripts/install-deps.sh
@@ -73,13 +76,16 @@ nab-check:
 		print("NAB standard score %.1f (floor $(NAB_FLOOR)), window P/R/F1 %.2f/%.2f/%.2f" % (s, t["precision"], t["recall"], t["f1"])); \
 		sys.exit(0 if s >= $(NAB_FLOOR) else 1)'
 
-## fuzz: run every fuzzer for FUZZTIME.
+## fuzz: run every fuzzer of every package for FUZZTIME, e.g.
+## make fuzz FUZZTIME=10m. A failing input is saved under the package's
+## testdata/fuzz/<Fuzzer>/, to be committed as a seed with the fix.
 fuzz:
-	@for p in ./internal/collector ./internal/alertmanager ./internal/config ./internal/store; do \
-		for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
-			echo "== $$p $$f"; $(GO) test $$p -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
-		done; \
-	done
+	GO=$(GO) ./scripts/fuzz.sh $(FUZZTIME)
+
+## fuzz-short: every fuzzer for FUZZ_BUDGET (4s, about a minute in all), so
+## that make test looks past the seeds too.
+fuzz-short:
+	GO=$(GO) ./scripts/fuzz.sh $(FUZZ_BUDGET)
 
 clean:
 	rm -rf $(BIN)
