@@ -6,10 +6,12 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION) -X $(PKG).Branch=$(BRANCH)
 FUZZTIME  ?= 30s
+# The fuzzing budget of each fuzzer in make test (see fuzz-short).
+FUZZ_BUDGET ?= 4s
 # Arguments for `make run`, e.g. make run ARGS='--collector.services.name=nginx'.
 ARGS      ?=
 
-.PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake fuzz nab nab-check clean
+.PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake fuzz fuzz-short nab nab-check clean
 
 all: build
 
@@ -29,8 +31,9 @@ run-exporter: build
 
 ## test: install what is missing, then lint and run every test (unit,
 ## golden, fuzz seeds, integration against the real servers, rule tests),
-## and score the anomaly rules on the NAB development split.
-test: deps lint unit nab-check
+## fuzz every fuzzer briefly, and score the anomaly rules on the NAB
+## development split.
+test: deps lint unit fuzz-short nab-check
 
 deps:
 	./scripts/install-deps.sh
@@ -52,34 +55,37 @@ bench-intake:
 	$(GO) run ./test/bench/intake
 
 ## nab: run the shipped anomaly alert over a folder of NAB-format series,
-## e.g. make nab DATA=../shared/nab-dev/data OUT=alerts.csv
-DATA ?= ../shared/nab-dev/data
+## e.g. make nab DATA=testdata/nab/data OUT=alerts.csv
+DATA ?= testdata/nab/data
 OUT  ?= out/nab-alerts.csv
 nab:
 	@mkdir -p $(dir $(OUT))
 	$(GO) run ./test/nab -data $(DATA) -out $(OUT) -rules rules/anomaly.rules.yml
 
 ## nab-check: score the shipped anomaly alert on the NAB development split
-## (../shared/nab-dev) and fail below NAB_FLOOR, a regression guard a few
-## points under what docs/anomaly.md reports.
-SHARED    ?= ../shared
+## (testdata/nab, scored by test/nab/nab_score.py) and fail below NAB_FLOOR,
+## a regression guard a few points under what docs/anomaly.md reports.
+NAB       ?= testdata/nab
 NAB_FLOOR ?= 45
 nab-check:
-	@test -d $(SHARED)/nab-dev || { echo "nab-check: $(SHARED)/nab-dev not found"; exit 1; }
-	$(MAKE) --no-print-directory nab DATA=$(SHARED)/nab-dev/data OUT=out/nab-dev-alerts.csv
-	python3 $(SHARED)/nab-dev/nab_score.py --windows $(SHARED)/nab-dev/labels/windows_dev.json \
-		--data-dir $(SHARED)/nab-dev/data --detections out/nab-dev-alerts.csv --json out/nab-dev-score.json
+	@test -d $(NAB)/data || { echo "nab-check: $(NAB)/data not found"; exit 1; }
+	$(MAKE) --no-print-directory nab DATA=$(NAB)/data OUT=out/nab-dev-alerts.csv
+	python3 test/nab/nab_score.py --windows $(NAB)/labels/windows_dev.json \
+		--data-dir $(NAB)/data --detections out/nab-dev-alerts.csv --json out/nab-dev-score.json
 	python3 -c 'import json,sys; t=json.load(open("out/nab-dev-score.json"))["total"]; s=t["nab_score"]; \
 		print("NAB standard score %.1f (floor $(NAB_FLOOR)), window P/R/F1 %.2f/%.2f/%.2f" % (s, t["precision"], t["recall"], t["f1"])); \
 		sys.exit(0 if s >= $(NAB_FLOOR) else 1)'
 
-## fuzz: run every fuzzer for FUZZTIME.
+## fuzz: run every fuzzer of every package for FUZZTIME, e.g.
+## make fuzz FUZZTIME=10m. A failing input is saved under the package's
+## testdata/fuzz/<Fuzzer>/, to be committed as a seed with the fix.
 fuzz:
-	@for p in ./internal/collector ./internal/alertmanager ./internal/config ./internal/store; do \
-		for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
-			echo "== $$p $$f"; $(GO) test $$p -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
-		done; \
-	done
+	GO=$(GO) ./scripts/fuzz.sh $(FUZZTIME)
+
+## fuzz-short: every fuzzer for FUZZ_BUDGET (4s, about a minute in all), so
+## that make test looks past the seeds too.
+fuzz-short:
+	GO=$(GO) ./scripts/fuzz.sh $(FUZZ_BUDGET)
 
 clean:
 	rm -rf $(BIN)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // AuthServices are the services whose authentication failures are counted;
@@ -93,28 +94,58 @@ func classifyAuth(prog, msg string) string {
 
 // splitSyslog splits a syslog line into the program name and the message,
 // after an RFC 3164 ("Nov 23 19:16:51 host prog[pid]: msg") or RFC 3339
-// ("2026-11-23T19:16:51.123+00:00 host prog[pid]: msg") header.
+// ("2026-11-23T19:16:51.123+00:00 host prog[pid]: msg") header. A line whose
+// header is not one of these (no timestamp, no host, no program name, a pid
+// that is not a number) is not split: its failures are not counted.
 func splitSyslog(line string) (prog, msg string, ok bool) {
-	rest := line
-	skip := 2 // timestamp and host
-	if len(rest) > 0 && rest[0] >= 'A' && rest[0] <= 'Z' {
-		skip = 4 // "Nov 23 19:16:51" is three fields
-	}
-	for range skip {
-		rest = strings.TrimLeft(rest, " ")
-		i := strings.IndexByte(rest, ' ')
-		if i < 0 {
-			return "", "", false
-		}
-		rest = rest[i:]
+	rest, ok := cutSyslogTime(line)
+	if !ok {
+		return "", "", false
 	}
 	rest = strings.TrimLeft(rest, " ")
+	i := strings.IndexByte(rest, ' ')
+	if i < 0 {
+		return "", "", false // no host, or nothing after it
+	}
+	rest = strings.TrimLeft(rest[i:], " ")
 	tag, msg, ok := strings.Cut(rest, ": ")
 	if !ok || tag == "" || strings.ContainsRune(tag, ' ') {
 		return "", "", false
 	}
-	prog, _, _ = strings.Cut(tag, "[")
+	prog, pid, hasPID := strings.Cut(tag, "[")
+	if prog == "" {
+		return "", "", false
+	}
+	if hasPID {
+		if pid, ok := strings.CutSuffix(pid, "]"); !ok || !isDecimal(pid) {
+			return "", "", false
+		}
+	}
 	return prog, msg, true
+}
+
+// cutSyslogTime returns what follows a syslog line's timestamp and the
+// space after it: RFC 3164's "Nov 23 19:16:51" (the day padded with a space
+// below 10) or an RFC 3339 time, as rsyslog's high-precision format writes.
+func cutSyslogTime(line string) (string, bool) {
+	if len(line) > 0 && line[0] >= 'A' && line[0] <= 'Z' {
+		n := len(time.Stamp)
+		if len(line) <= n || line[n] != ' ' {
+			return "", false
+		}
+		if _, err := time.Parse(time.Stamp, line[:n]); err != nil {
+			return "", false
+		}
+		return line[n+1:], true
+	}
+	ts, rest, ok := strings.Cut(line, " ")
+	if !ok {
+		return "", false
+	}
+	if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+		return "", false
+	}
+	return rest, true
 }
 
 // authPosition is where the tail stopped, kept across restarts.

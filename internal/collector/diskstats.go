@@ -38,6 +38,11 @@ func parseDiskstats(r io.Reader) ([]diskStats, error) {
 		if len(fields) < 14 {
 			return nil, fmt.Errorf("diskstats line %q: %d fields, want at least 14", sc.Text(), len(fields))
 		}
+		// Major and minor come first: without them the name and counters
+		// are not where the kernel puts them.
+		if !isDecimal(fields[0]) || !isDecimal(fields[1]) {
+			return nil, fmt.Errorf("diskstats line %q: major and minor must be decimal numbers", sc.Text())
+		}
 		d := diskStats{device: fields[2], values: make([]float64, 0, len(fields)-3)}
 		for i, f := range fields[3:] {
 			v, err := strconv.ParseUint(f, 10, 64)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +28,16 @@ type mount struct {
 	readOnly                   bool
 }
 
-// parseMountinfo parses /proc/PID/mountinfo.
+// parseMountinfo parses /proc/PID/mountinfo. A line without every field
+// the kernel writes (show_mountinfo in fs/proc_namespace.c) is an error:
+//
+//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+//	(1)(2) (3)  (4)   (5)     (6)      (7)    (8) (9)    (10)       (11)
+//
+// mount and parent IDs, major:minor, the root, an absolute mount point,
+// the mount options, optional fields ending at "-", the type, the source
+// and the super options. The source alone may be empty, since mount(2)
+// takes "" for it and the kernel writes it as is (util-linux#619).
 func parseMountinfo(r io.Reader) ([]mount, error) {
 	var out []mount
 	sc, done := newScanner(r)
@@ -47,8 +57,11 @@ func parseMountinfo(r io.Reader) ([]mount, error) {
 				break
 			}
 		}
-		if len(fields) < 6 || sep < 0 || sep+2 >= len(fields) {
+		if len(fields) < 6 || sep < 0 || sep+3 >= len(fields) {
 			return nil, fmt.Errorf("mountinfo line %q: malformed", line)
+		}
+		if err := checkMountFields(fields, sep); err != nil {
+			return nil, fmt.Errorf("mountinfo line %q: %w", line, err)
 		}
 		ro := false
 		for o := range strings.SplitSeq(fields[5], ",") {
@@ -64,6 +77,50 @@ func parseMountinfo(r io.Reader) ([]mount, error) {
 		})
 	}
 	return out, sc.Err()
+}
+
+// checkMountFields checks the fields of one mountinfo line, split on
+// spaces, with the separator "-" at sep.
+func checkMountFields(fields []string, sep int) error {
+	if !isDecimal(fields[0]) || !isDecimal(fields[1]) {
+		return errors.New("mount and parent IDs must be decimal numbers")
+	}
+	if major, minor, ok := strings.Cut(fields[2], ":"); !ok || !isDecimal(major) || !isDecimal(minor) {
+		return errors.New("device number must be major:minor")
+	}
+	if fields[3] == "" {
+		return errors.New("empty root")
+	}
+	if !strings.HasPrefix(fields[4], "/") {
+		return errors.New("mount point must be an absolute path")
+	}
+	if fields[5] == "" {
+		return errors.New("empty mount options")
+	}
+	if slices.Contains(fields[6:sep], "") {
+		return errors.New("empty optional field")
+	}
+	if fields[sep+1] == "" {
+		return errors.New("empty file system type")
+	}
+	if fields[sep+3] == "" {
+		return errors.New("empty super options")
+	}
+	return nil
+}
+
+// isDecimal reports whether s is a non-empty run of ASCII digits, as the
+// kernel writes unsigned numbers: no sign, no space, no other base.
+func isDecimal(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // unescapeMount undoes the kernel's octal escapes (\040 for a space).

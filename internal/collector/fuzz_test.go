@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+	"unicode"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -33,6 +35,8 @@ func FuzzParseProcStat(f *testing.F) {
 		"intr\n",
 		"btime 1795461374\nctxt 815201\nprocesses 11006\nprocs_running 6\nprocs_blocked 0\n",
 		"btime NaN\n",
+		"cpu01 1 2 3 4\n",
+		"intr 0x10 0\n",
 		"",
 	} {
 		f.Add(s)
@@ -46,13 +50,20 @@ func FuzzParseProcStat(f *testing.F) {
 			t.Errorf("parseProcStat(%q) = %d CPUs from %d lines", data, len(st.cpus), lineCount(data))
 		}
 		for _, c := range st.cpus {
-			if _, err := strconv.Atoi(c.cpu); err != nil {
-				t.Errorf("parseProcStat(%q): cpu %q is not a number", data, c.cpu)
+			// The label is the kernel's own spelling: digits, no sign, no
+			// leading zero, so one CPU is one series.
+			if n, err := strconv.Atoi(c.cpu); err != nil || strconv.Itoa(n) != c.cpu || n < 0 {
+				t.Errorf("parseProcStat(%q): cpu %q is not as the kernel writes a CPU number", data, c.cpu)
 			}
 			for i, v := range []float64{c.user, c.nice, c.system, c.idle, c.iowait, c.irq, c.softirq, c.steal, c.guest, c.guestNice} {
 				if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 					t.Errorf("parseProcStat(%q): cpu%s time %d = %v; want a finite value >= 0", data, c.cpu, i, v)
 				}
+			}
+		}
+		for i, v := range []float64{st.bootTime, st.contextSwitches, st.forks, st.intr, st.procsRunning, st.procsBlocked} {
+			if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) || v != math.Trunc(v) {
+				t.Errorf("parseProcStat(%q): counter %d = %v; want a whole number >= 0", data, i, v)
 			}
 		}
 		if !st.hasBootTime && st.bootTime != 0 || !st.hasContextSwitches && st.contextSwitches != 0 || !st.hasIntr && st.intr != 0 {
@@ -72,6 +83,8 @@ func FuzzParseMeminfo(f *testing.F) {
 		"((x)): 1 kB\n",
 		": 1\n",
 		"no colon\n",
+		"MemTotal: NaN kB\n",
+		"MemTotal: -1\n",
 	} {
 		f.Add(s)
 	}
@@ -90,6 +103,9 @@ func FuzzParseMeminfo(f *testing.F) {
 			if name := "node_memory_" + m.name; !metricNameRE.MatchString(name) {
 				t.Errorf("parseMeminfo(%q): %q is not a valid Prometheus metric name", data, name)
 			}
+			if m.value < 0 || math.IsNaN(m.value) || math.IsInf(m.value, 0) || m.value != math.Trunc(m.value) {
+				t.Errorf("parseMeminfo(%q): %s = %v; want a whole number >= 0", data, m.name, m.value)
+			}
 		}
 	})
 }
@@ -106,11 +122,17 @@ func FuzzParseLoadavg(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// What was accepted reads back the same once formatted.
+		for i, v := range loads {
+			if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Errorf("parseLoadavg(%q): load %d = %v; want a finite value >= 0", s, i+1, v)
+			}
+		}
+		// What was accepted reads back the same once formatted as the
+		// kernel would, in plain decimals.
 		text := fmt.Sprintf("%s %s %s 1/1 1",
-			strconv.FormatFloat(loads[0], 'g', -1, 64),
-			strconv.FormatFloat(loads[1], 'g', -1, 64),
-			strconv.FormatFloat(loads[2], 'g', -1, 64))
+			strconv.FormatFloat(loads[0], 'f', -1, 64),
+			strconv.FormatFloat(loads[1], 'f', -1, 64),
+			strconv.FormatFloat(loads[2], 'f', -1, 64))
 		again, err := parseLoadavg(text)
 		if err != nil {
 			t.Fatalf("parseLoadavg(%q) = %v, but parseLoadavg(%q) error: %v", s, loads, text, err)
@@ -138,6 +160,11 @@ func escapeMountField(s string) string {
 	return b.String()
 }
 
+// mountinfoLine is the shape of a mountinfo line: IDs, major:minor, root,
+// absolute mount point, options, optional fields, "-", type, source (maybe
+// empty) and super options, separated by single spaces.
+var mountinfoLine = regexp.MustCompile(`^[0-9]+ [0-9]+ [0-9]+:[0-9]+ [^ ]+ /[^ ]* [^ ]+( [^ ]+)*? - [^ ]+ [^ ]* [^ ]+`)
+
 func FuzzParseMountinfo(f *testing.F) {
 	for _, s := range []string{
 		mountinfoSample,
@@ -148,6 +175,8 @@ func FuzzParseMountinfo(f *testing.F) {
 		"22 27 0:21 / /proc rw -\n",
 		"1 2 3 4 5 6 - 8 9\n",
 		"- - - - - - - - -\n",
+		"      - 0 \n",
+		"74 25 0:59 / /mnt/tmpfs rw,relatime shared:38 - tmpfs  rw\n",
 	} {
 		f.Add(s)
 	}
@@ -157,24 +186,34 @@ func FuzzParseMountinfo(f *testing.F) {
 			if len(mounts) > lineCount(data) {
 				t.Errorf("parseMountinfo(%q) = %d mounts from %d lines", data, len(mounts), lineCount(data))
 			}
+			// Every line accepted has the fields the kernel always writes:
+			// an absolute mount point and a type. (The source may be empty:
+			// mount(2) accepts "" for it.)
 			for _, m := range mounts {
-				if m.mountPoint == "" || m.fsType == "" || m.device == "" {
-					t.Errorf("parseMountinfo(%q) = %+v: an empty field", data, m)
+				if !strings.HasPrefix(m.mountPoint, "/") || m.fsType == "" {
+					t.Errorf("parseMountinfo(%q) = %+v: a mount point that is not absolute or an empty type", data, m)
+				}
+			}
+			for line := range strings.SplitSeq(data, "\n") {
+				line = strings.TrimSuffix(line, "\r") // as bufio.ScanLines does
+				if line != "" && !mountinfoLine.MatchString(line) {
+					t.Errorf("parseMountinfo(%q) accepted %q, which lacks a field the kernel always writes", data, line)
 				}
 			}
 		}
 
-		// Any path the kernel can mount (not empty, no NUL) comes back
-		// from the line the kernel would write for it.
-		if data == "" || strings.IndexByte(data, 0) >= 0 {
+		// Any path the kernel can mount (no NUL) comes back from the line
+		// the kernel would write for it, as a source and below the root.
+		if strings.IndexByte(data, 0) >= 0 {
 			return
 		}
-		line := "36 35 98:0 / " + escapeMountField(data) + " rw,noatime master:1 - ext4 " + escapeMountField(data) + " rw,errors=continue\n"
+		point := "/" + data
+		line := "36 35 98:0 / " + escapeMountField(point) + " rw,noatime master:1 - ext4 " + escapeMountField(data) + " rw,errors=continue\n"
 		got, err := parseMountinfo(strings.NewReader(line))
 		if err != nil {
 			t.Fatalf("parseMountinfo(%q) error: %v", line, err)
 		}
-		want := []mount{{device: data, mountPoint: data, fsType: "ext4"}}
+		want := []mount{{device: data, mountPoint: point, fsType: "ext4"}}
 		if diff := cmp.Diff(want, got, cmp.AllowUnexported(mount{})); diff != "" {
 			t.Errorf("parseMountinfo(%q) mismatch (-want +got):\n%s", line, diff)
 		}
@@ -191,6 +230,7 @@ func FuzzParseDiskstats(f *testing.F) {
 		"   8      16 sdb 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15\n",
 		"8 0 sda 1 2 3 4 5 6 7 8 9 10\n",
 		"8 0 sda 18446744073709551616 2 3 4 5 6 7 8 9 10 11\n",
+		"sda 1 2 3 4 5 6 7 8 9 10 11 12 13\n",
 		"\n\n",
 	} {
 		f.Add(s)
@@ -216,6 +256,12 @@ func FuzzParseDiskstats(f *testing.F) {
 				}
 			}
 		}
+		// Every line accepted starts with major and minor numbers.
+		for line := range strings.SplitSeq(data, "\n") {
+			if f := strings.Fields(line); len(f) > 0 && (!isDecimal(f[0]) || !isDecimal(f[1])) {
+				t.Errorf("parseDiskstats(%q) accepted %q, which has no major and minor", data, line)
+			}
+		}
 	})
 }
 
@@ -226,6 +272,7 @@ func FuzzParseNetDev(f *testing.F) {
 		header + "  eth1:12345678901 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",
 		header + "eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15\n",
 		header + "   : 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",
+		header + "a b: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n",
 		header + "\n",
 		header,
 	} {
@@ -240,7 +287,7 @@ func FuzzParseNetDev(f *testing.F) {
 			t.Errorf("parseNetDev(%q) = %d devices from %d lines", data, len(devs), lineCount(data))
 		}
 		for _, d := range devs {
-			if d.device == "" || d.device != strings.TrimSpace(d.device) || strings.Contains(d.device, ":") {
+			if d.device == "" || strings.ContainsFunc(d.device, unicode.IsSpace) || strings.ContainsAny(d.device, ":/") || d.device == "." || d.device == ".." {
 				t.Errorf("parseNetDev(%q): device %q", data, d.device)
 			}
 			for i, v := range d.values {
@@ -261,6 +308,7 @@ func FuzzParsePressure(f *testing.F) {
 		"most total=1\n",
 		"total=1\n",
 		"full total=18446744073709551615\n",
+		"some avg10=0.00 x total=1\n",
 	} {
 		f.Add(s)
 	}
@@ -274,6 +322,18 @@ func FuzzParsePressure(f *testing.F) {
 		}
 		if !p.hasSome && p.some != 0 || !p.hasFull && p.full != 0 {
 			t.Errorf("parsePressure(%q) = %+v: a total without its has flag", data, p)
+		}
+		// Every line accepted is a kind and known key=value fields.
+		for line := range strings.SplitSeq(data, "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 {
+				continue
+			}
+			for _, kv := range f[1:] {
+				if k, v, ok := strings.Cut(kv, "="); !ok || !slices.Contains(psiFields[:], k) || k != "total" && !isDecimalFraction(v) {
+					t.Errorf("parsePressure(%q) accepted %q, whose field %q the kernel never writes", data, line, kv)
+				}
+			}
 		}
 	})
 }
@@ -299,6 +359,9 @@ func formatHexAddrPort(ap netip.AddrPort, v6 bool) string {
 // canonicalHexAddrPort matches what the kernel writes.
 var canonicalHexAddrPort = regexp.MustCompile(`^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{32}):[0-9A-Fa-f]{4}$`)
 
+// socketSlot is the first column of /proc/net/tcp and its siblings.
+var socketSlot = regexp.MustCompile(`^[0-9]+:$`)
+
 func FuzzParseNetSockets(f *testing.F) {
 	for _, s := range []string{
 		netTCPSample,
@@ -310,6 +373,7 @@ func FuzzParseNetSockets(f *testing.F) {
 		"100007F:0016",
 		"header\n 0: 0100007F:0016 00000000:0000 FF 0 0 0 0 0 99\n",
 		"header\n 0: 0100007F:0016 00000000:0000 100 0 0 0 0 0 7\n",
+		"header\n x: 0100007F:0016 00000000:0000 0A 0 0 0 0 0 7\n",
 	} {
 		f.Add(s)
 	}
@@ -327,6 +391,13 @@ func FuzzParseNetSockets(f *testing.F) {
 				}
 				if s.state < 0 || s.state > 255 {
 					t.Errorf("parseNetSockets(%q): state %d; want 0 to 255", data, s.state)
+				}
+			}
+			// Every line accepted after the header starts with its slot.
+			lines := strings.Split(data, "\n")
+			for _, line := range lines[1:] {
+				if f := strings.Fields(line); len(f) > 0 && !socketSlot.MatchString(f[0]) {
+					t.Errorf("parseNetSockets(%q) accepted %q, which has no slot number", data, line)
 				}
 			}
 		}
@@ -353,6 +424,9 @@ func FuzzParseNetSockets(f *testing.F) {
 	})
 }
 
+// pidPrefix is what comes before a command name in /proc/PID/stat.
+var pidPrefix = regexp.MustCompile(`^[0-9]+ \($`)
+
 func FuzzParsePIDStat(f *testing.F) {
 	for _, s := range []string{
 		pidStatSample,
@@ -360,6 +434,7 @@ func FuzzParsePIDStat(f *testing.F) {
 		"1600 (evil) R 1 (x) S 0 0 0 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 5 0 1\n",
 		"7 (x) S 0 0 0 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 5 0 -1\n",
 		"1 )init( S",
+		"(x) S 0 0 0 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 5 0 1\n",
 		"sd-pam",
 		"(",
 		")",
@@ -380,6 +455,9 @@ func FuzzParsePIDStat(f *testing.F) {
 			if len(bytes.Fields(data[end+1:])[0]) != 1 {
 				t.Errorf("parsePIDStat(%q): state field %q; want one byte", data, bytes.Fields(data[end+1:])[0])
 			}
+			if !pidPrefix.Match(data[:open+1]) {
+				t.Errorf("parsePIDStat(%q): accepted %q before the command name; want the PID and a space", data, data[:open])
+			}
 		}
 
 		// Any command name, as the kernel writes it between parentheses,
@@ -396,6 +474,19 @@ func FuzzParsePIDStat(f *testing.F) {
 	})
 }
 
+// startsWithSyslogTime reports whether line starts with an RFC 3164 or an
+// RFC 3339 timestamp and a space.
+func startsWithSyslogTime(line string) bool {
+	if n := len(time.Stamp); len(line) > n && line[n] == ' ' {
+		if _, err := time.Parse(time.Stamp, line[:n]); err == nil {
+			return true
+		}
+	}
+	ts, _, ok := strings.Cut(line, " ")
+	_, err := time.Parse(time.RFC3339Nano, ts)
+	return ok && err == nil
+}
+
 func FuzzParseAuthLine(f *testing.F) {
 	for _, s := range authLogSamples {
 		f.Add(s)
@@ -406,6 +497,7 @@ func FuzzParseAuthLine(f *testing.F) {
 		"2026-11-23T19:16:51Z web1 : hello",
 		"Nov 23 19:16:51 web1 app[1]: pam_unix:auth): authentication failure",
 		"Nov 23 19:16:51 web1 [1]: pam_unix(x:auth): authentication failure",
+		"localhost web1 sshd[1]: Invalid user admin from 203.0.113.7",
 		"",
 	} {
 		f.Add(s)
@@ -419,8 +511,11 @@ func FuzzParseAuthLine(f *testing.F) {
 		if svc != "" && !ok {
 			t.Errorf("parseAuthLine(%q) = %q for a line splitSyslog rejects", line, svc)
 		}
-		if ok && (strings.ContainsRune(prog, ' ') || strings.Contains(prog, "[") || !strings.HasSuffix(line, msg)) {
-			t.Errorf("splitSyslog(%q) = %q, %q, true; want a program without space or '[' and a message that ends the line", line, prog, msg)
+		if ok && (prog == "" || strings.ContainsRune(prog, ' ') || strings.Contains(prog, "[") || !strings.HasSuffix(line, msg)) {
+			t.Errorf("splitSyslog(%q) = %q, %q, true; want a program, without space or '[', and a message that ends the line", line, prog, msg)
+		}
+		if ok && !startsWithSyslogTime(line) {
+			t.Errorf("splitSyslog(%q) = %q, %q, true for a line that starts with no syslog timestamp", line, prog, msg)
 		}
 
 		// Whatever follows a failure's fixed start does not change the

@@ -7,7 +7,9 @@ import (
 	"strings"
 )
 
-// parseLoadavg parses the first three fields of /proc/loadavg.
+// parseLoadavg parses the first three fields of /proc/loadavg. The kernel
+// writes each as a decimal with two places ("%lu.%02lu"), so a sign, an
+// exponent, NaN or Inf is an error.
 func parseLoadavg(s string) ([3]float64, error) {
 	var loads [3]float64
 	fields := strings.Fields(s)
@@ -15,6 +17,9 @@ func parseLoadavg(s string) ([3]float64, error) {
 		return loads, fmt.Errorf("loadavg %q: want at least 3 fields", s)
 	}
 	for i := range loads {
+		if !isDecimalFraction(fields[i]) {
+			return loads, fmt.Errorf("loadavg field %d: %q is not a decimal number", i+1, fields[i])
+		}
 		v, err := strconv.ParseFloat(fields[i], 64)
 		if err != nil {
 			return loads, fmt.Errorf("loadavg field %d: %w", i+1, err)
@@ -22,6 +27,14 @@ func parseLoadavg(s string) ([3]float64, error) {
 		loads[i] = v
 	}
 	return loads, nil
+}
+
+// isDecimalFraction reports whether s is digits with an optional dot and
+// more digits ("0.27", "12"), the way the kernel writes a load or a pressure
+// average: no sign, exponent, NaN or Inf.
+func isDecimalFraction(s string) bool {
+	whole, frac, dot := strings.Cut(s, ".")
+	return isDecimal(whole) && (!dot || isDecimal(frac))
 }
 
 // Loadavg writes node_load1, node_load5 and node_load15.

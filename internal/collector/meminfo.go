@@ -16,7 +16,8 @@ type memField struct {
 
 // parseMeminfo parses /proc/meminfo the way node_exporter names it: the key
 // with "(x)" turned into "_x", "_bytes" appended to fields in kB, and kB
-// converted to bytes.
+// converted to bytes. The kernel writes every value as an unsigned decimal
+// (seq_put_decimal_ull_width), so a sign, a fraction or NaN is an error.
 func parseMeminfo(r io.Reader) ([]memField, error) {
 	var out []memField
 	sc, done := newScanner(r)
@@ -31,10 +32,11 @@ func parseMeminfo(r io.Reader) ([]memField, error) {
 		if len(fields) == 0 || len(fields) > 2 {
 			return nil, fmt.Errorf("meminfo line %q: want a value and an optional unit", line)
 		}
-		v, err := strconv.ParseFloat(fields[0], 64)
+		u, err := strconv.ParseUint(fields[0], 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("meminfo %s: %w", key, err)
 		}
+		v := float64(u)
 		key = memKeyName(key)
 		if !validMetricNamePart(key) {
 			return nil, fmt.Errorf("meminfo key %q: not usable in a metric name", key)

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // netDevFields are /proc/net/dev's columns as node_exporter names them.
@@ -39,6 +40,10 @@ func parseNetDev(r io.Reader) ([]netDev, error) {
 		d := netDev{device: strings.TrimSpace(name)}
 		if d.device == "" {
 			return nil, fmt.Errorf("net/dev line %q: no device name", sc.Text())
+		}
+		// The kernel refuses such names (dev_valid_name in net/core/dev.c).
+		if strings.ContainsFunc(d.device, unicode.IsSpace) || strings.Contains(d.device, "/") || d.device == "." || d.device == ".." {
+			return nil, fmt.Errorf("net/dev line %q: %q is not a device name", sc.Text(), d.device)
 		}
 		i := 0
 		for f := range strings.FieldsSeq(rest) {

@@ -142,6 +142,13 @@ func TestParseProcStatRejectsMalformedLines(t *testing.T) {
 		{"a per-CPU line with a negative time", "cpu0 1 -2 3 4\n"},
 		{"a per-CPU line with three times", "cpu0 1 2 3\n"},
 		{"a per-CPU line whose number is not a number", "cpuX 1 2 3 4\n"},
+		{"a per-CPU line whose number has a sign", "cpu+1 1 2 3 4\n"},
+		{"a per-CPU line whose number has a leading zero", "cpu01 1 2 3 4\n"},
+		{"a btime of NaN", "btime NaN\n"},
+		{"a negative ctxt", "ctxt -5\n"},
+		{"a fractional procs_blocked", "procs_blocked 0.5\n"},
+		{"an intr total in hex", "intr 0x10 0 0\n"},
+		{"an intr total of Inf", "intr Inf 0 0\n"},
 		{"a per-CPU line separated by tabs", "cpu0\t1 2 3 4\n"},
 		{"an intr line with no total", "intr\n"},
 		{"an intr line with a word for a total", "intr many 0 0\n"},
@@ -194,6 +201,9 @@ func TestParseCPULine(t *testing.T) {
 		{name: "no fields are an error", id: "0", rest: "", wantErr: true},
 		{name: "an empty CPU number is an error", id: "", rest: "1 2 3 4", wantErr: true},
 		{name: "a CPU number with letters is an error", id: "0a", rest: "1 2 3 4", wantErr: true},
+		{name: "a signed CPU number is an error", id: "-1", rest: "1 2 3 4", wantErr: true},
+		{name: "a CPU number with a leading zero is an error", id: "07", rest: "1 2 3 4", wantErr: true},
+		{name: "CPU 10 is a CPU number", id: "10", rest: "0 0 0 100", want: cpuTimes{cpu: "10", idle: 1}},
 		{name: "a fraction is an error", id: "0", rest: "1 2.5 3 4", wantErr: true},
 		{name: "a value above 64 bits is an error", id: "0", rest: "18446744073709551616 0 0 0", wantErr: true},
 	}
@@ -257,6 +267,10 @@ func TestParseMeminfo(t *testing.T) {
 		{name: "a key with a space is an error", input: "Mem Total: 1 kB\n", wantErr: true},
 		{name: "a key with a dot is an error", input: "Mem.Total: 1 kB\n", wantErr: true},
 		{name: "an empty key is an error", input: ": 1 kB\n", wantErr: true},
+		{name: "a NaN value is an error", input: "MemTotal: NaN kB\n", wantErr: true},
+		{name: "a negative value is an error", input: "Committed_AS: -4 kB\n", wantErr: true},
+		{name: "a fractional value is an error", input: "MemFree: 1.5 kB\n", wantErr: true},
+		{name: "a value in exponent form is an error", input: "MemFree: 1e3 kB\n", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -293,6 +307,12 @@ func TestParseLoadavg(t *testing.T) {
 		{name: "an empty file is an error", input: "", wantErr: true},
 		{name: "a word for a load is an error", input: "0.00 high 0.05 1/2 3", wantErr: true},
 		{name: "the running/total field in third place is an error", input: "0.00 0.01 5/111 11008", wantErr: true},
+		{name: "NaN and Inf are an error", input: "NaN Inf -Inf 1/2 3", wantErr: true},
+		{name: "a negative load is an error", input: "-0.50 0.01 0.05 1/2 3", wantErr: true},
+		{name: "a load in exponent form is an error", input: "1e2 0.01 0.05 1/2 3", wantErr: true},
+		{name: "a load in hex is an error", input: "0x1p-2 0.01 0.05 1/2 3", wantErr: true},
+		{name: "a load with a dot and no decimals is an error", input: "1. 0.01 0.05 1/2 3", wantErr: true},
+		{name: "a load of a bare fraction is an error", input: ".5 0.01 0.05 1/2 3", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -371,6 +391,29 @@ func TestParseMountinfo(t *testing.T) {
 			input: "\n22 27 0:21 / /proc rw,relatime - proc proc rw\n\n",
 			want:  []mount{{device: "proc", mountPoint: "/proc", fsType: "proc"}},
 		},
+		{
+			// mount -t tmpfs "" /mnt/tmpfs; see util-linux#619.
+			name:  "an empty source, which mount(2) accepts, is kept empty",
+			input: "74 25 0:59 / /mnt/tmpfs rw,relatime shared:38 - tmpfs  rw\n",
+			want:  []mount{{device: "", mountPoint: "/mnt/tmpfs", fsType: "tmpfs"}},
+		},
+		{
+			name:  "a namespace file's root is not a path",
+			input: "612 27 0:4 net:[4026532281] /run/netns/blue rw shared:280 - nsfs nsfs rw\n",
+			want:  []mount{{device: "nsfs", mountPoint: "/run/netns/blue", fsType: "nsfs"}},
+		},
+		{name: "spaces, a separator and a type (a fuzzer's find) are an error", input: "      - 0 \n", wantErr: true},
+		{name: "a mount ID that is not a number is an error", input: "x 27 0:21 / /proc rw - proc proc rw\n", wantErr: true},
+		{name: "a signed parent ID is an error", input: "22 +27 0:21 / /proc rw - proc proc rw\n", wantErr: true},
+		{name: "a device number without a colon is an error", input: "22 27 21 / /proc rw - proc proc rw\n", wantErr: true},
+		{name: "a device number without a minor is an error", input: "22 27 0: / /proc rw - proc proc rw\n", wantErr: true},
+		{name: "an empty root is an error", input: "22 27 0:21  /proc rw - proc proc rw\n", wantErr: true},
+		{name: "a relative mount point is an error", input: "22 27 0:21 / proc rw - proc proc rw\n", wantErr: true},
+		{name: "empty mount options are an error", input: "22 27 0:21 / /proc  - proc proc rw\n", wantErr: true},
+		{name: "an empty optional field is an error", input: "22 27 0:21 / /proc rw  shared:1 - proc proc rw\n", wantErr: true},
+		{name: "an empty type is an error", input: "22 27 0:21 / /proc rw -  proc rw\n", wantErr: true},
+		{name: "a line without super options is an error", input: "22 27 0:21 / /proc rw - proc proc\n", wantErr: true},
+		{name: "empty super options are an error", input: "22 27 0:21 / /proc rw - proc proc \n", wantErr: true},
 		{name: "a line without the separator is an error", input: "22 27 0:21 / /proc rw,relatime proc proc rw\n", wantErr: true},
 		{name: "a line with only the type after the separator is an error", input: "22 27 0:21 / /proc rw,relatime - proc\n", wantErr: true},
 		{name: "a line with nothing after the separator is an error", input: "22 27 0:21 / /proc rw -\n", wantErr: true},
@@ -480,6 +523,9 @@ func TestParseDiskstats(t *testing.T) {
 		{name: "a word for a value is an error", input: "8 0 sda 1 2 3 4 5 six 7 8 9 10 11\n", wantErr: true},
 		{name: "a negative value is an error", input: "8 0 sda 1 2 3 4 5 -6 7 8 9 10 11\n", wantErr: true},
 		{name: "a value above 64 bits is an error", input: "8 0 sda 18446744073709551616 2 3 4 5 6 7 8 9 10 11\n", wantErr: true},
+		{name: "a line without major and minor is an error", input: "sda 1 2 3 4 5 6 7 8 9 10 11 12 13\n", wantErr: true},
+		{name: "a major that is a word is an error", input: "sd 0 sda 1 2 3 4 5 6 7 8 9 10 11\n", wantErr: true},
+		{name: "a negative minor is an error", input: "8 -1 sda 1 2 3 4 5 6 7 8 9 10 11\n", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -544,6 +590,9 @@ func TestParseNetDev(t *testing.T) {
 		{name: "fifteen fields are an error", input: header + "eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15\n", wantErr: true},
 		{name: "a word for a counter is an error", input: header + "eth0: 1 2 3 4 5 6 7 8 nine 10 11 12 13 14 15 16\n", wantErr: true},
 		{name: "an empty line after the header is an error", input: header + "\n", wantErr: true},
+		{name: "a device name with a space is an error", input: header + "eth 0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n", wantErr: true},
+		{name: "a device name with a slash is an error", input: header + "eth/0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n", wantErr: true},
+		{name: "a device named dot-dot is an error", input: header + "..: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -600,6 +649,14 @@ func TestParsePressure(t *testing.T) {
 		{name: "a fractional total is an error", input: "some total=1.5\n", wantErr: true},
 		{name: "an unknown kind is an error", input: "most avg10=0.00 total=1\n", wantErr: true},
 		{name: "a total as the kind is an error", input: "total=1\n", wantErr: true},
+		{name: "an unknown field is an error", input: "some avg10=0.00 load=3 total=1\n", wantErr: true},
+		{name: "a bare word among the fields is an error", input: "some avg10=0.00 total=1 x\n", wantErr: true},
+		{name: "a repeated total is an error", input: "some total=1 total=2\n", wantErr: true},
+		{name: "a repeated kind is an error", input: "some total=1\nsome total=2\n", wantErr: true},
+		{name: "an average without its value is an error (a fuzzer's find)", input: "full avg10 total=0\n", wantErr: true},
+		{name: "an empty average is an error", input: "some avg10= total=1\n", wantErr: true},
+		{name: "a negative average is an error", input: "some avg10=-1.00 total=1\n", wantErr: true},
+		{name: "an average of NaN is an error", input: "some avg60=NaN total=1\n", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -680,6 +737,9 @@ func TestParseNetSockets(t *testing.T) {
 		{name: "a state above 255 is an error", input: "header\n 0: 0100007F:0016 00000000:0000 100 0 0 0 0 0 7\n", wantErr: true},
 		{name: "a state that is not hex is an error", input: "header\n 0: 0100007F:0016 00000000:0000 LISTEN 0 0 0 0 0 7\n", wantErr: true},
 		{name: "an inode that is not decimal is an error", input: "header\n 0: 0100007F:0016 00000000:0000 0A 0 0 0 0 0 7f\n", wantErr: true},
+		{name: "a line without its slot number is an error", input: "header\n 0100007F:0016 00000000:0000 0A 0 0 0 0 0 7 1\n", wantErr: true},
+		{name: "a slot number without its colon is an error", input: "header\n 0 0100007F:0016 00000000:0000 0A 0 0 0 0 0 7\n", wantErr: true},
+		{name: "a slot that is not a number is an error", input: "header\n x: 0100007F:0016 00000000:0000 0A 0 0 0 0 0 7\n", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -795,6 +855,10 @@ func TestParsePIDStat(t *testing.T) {
 			want:  pidStat{comm: "x", state: 'S', cpuTicks: 3, startTime: 5, rssPages: -1},
 		},
 		{name: "no parentheses is an error", input: "1 init S" + tail, wantErr: true},
+		{name: "a line without the PID is an error", input: "(init) S" + tail, wantErr: true},
+		{name: "a PID that is not a number is an error", input: "self (init) S" + tail, wantErr: true},
+		{name: "a PID without the space before the name is an error", input: "1(init) S" + tail, wantErr: true},
+		{name: "a negative PID is an error", input: "-1 (init) S" + tail, wantErr: true},
 		{name: "a closing parenthesis alone is an error", input: "1 init) S" + tail, wantErr: true},
 		{name: "a closing before an opening parenthesis is an error", input: "1 )init( S" + tail, wantErr: true},
 		{name: "an empty line is an error", input: "", wantErr: true},
@@ -885,6 +949,8 @@ func TestParseAuthLine(t *testing.T) {
 			"",
 		},
 		{"a line without a message is not counted", "Nov 23 19:16:51 web1 sshd[2211]:", ""},
+		{"a PAM failure without a program name is not counted", "Nov 23 19:16:51 web1 [1]: pam_unix(x:auth): authentication failure", ""},
+		{"an sshd failure without a timestamp is not counted", "localhost web1 sshd[1]: Invalid user admin from 203.0.113.7", ""},
 		{"a line with only a timestamp is not counted", "Nov 23 19:16:51", ""},
 		{"an empty line is not counted", "", ""},
 	}
@@ -936,6 +1002,14 @@ func TestSplitSyslog(t *testing.T) {
 		{name: "an RFC 3164 header without a host", line: "Nov 23 19:16:51"},
 		{name: "an RFC 3339 header without a host", line: "2026-11-23T19:16:51Z"},
 		{name: "an empty tag", line: "2026-11-23T19:16:51Z web1 : hello"},
+		{name: "a pid without a program name", line: "Nov 23 19:16:51 web1 [1]: pam_unix(x:auth): authentication failure"},
+		{name: "a pid that is not a number", line: "Nov 23 19:16:51 web1 sshd[x]: Invalid user admin"},
+		{name: "a pid without its closing bracket", line: "Nov 23 19:16:51 web1 sshd[12: Invalid user admin"},
+		{name: "words where the RFC 3164 timestamp goes", line: "Hello my dear friend sshd[1]: Invalid user admin"},
+		{name: "a month that is no month", line: "Foo 23 19:16:51 web1 sshd[1]: Invalid user admin"},
+		{name: "an RFC 3164 day that is not padded", line: "Nov 3 09:05:01 web1 sshd[1]: Invalid user admin"},
+		{name: "an RFC 3339 timestamp of an impossible time", line: "2026-13-45T99:00:00Z web1 sshd[1]: Invalid user admin"},
+		{name: "a host where the timestamp goes", line: "localhost web1 sshd[1]: Invalid user admin"},
 		{name: "an empty line", line: ""},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -15,6 +16,9 @@ type psi struct {
 	some, full       float64
 	hasSome, hasFull bool
 }
+
+// psiFields are the fields of a pressure line after its kind.
+var psiFields = [...]string{"avg10", "avg60", "avg300", "total"}
 
 // parsePressure parses a /proc/pressure/* file ("some avg10=0.00 ...
 // total=1234" and an optional "full" line; totals are in microseconds).
@@ -27,10 +31,21 @@ func parsePressure(r io.Reader) (psi, error) {
 		if len(fields) == 0 {
 			continue
 		}
+		// avg10=, avg60=, avg300= and total=, each once: anything else is
+		// not a line the kernel wrote (psi_show in kernel/sched/psi.c).
 		var total string
+		var seen [4]bool
 		for _, f := range fields[1:] {
-			if v, ok := strings.CutPrefix(f, "total="); ok {
+			k, v, ok := strings.Cut(f, "=")
+			i := slices.Index(psiFields[:], k)
+			if !ok || i < 0 || seen[i] {
+				return p, fmt.Errorf("pressure line %q: unknown or repeated field %q", sc.Text(), f)
+			}
+			seen[i] = true
+			if k == "total" {
 				total = v
+			} else if !isDecimalFraction(v) {
+				return p, fmt.Errorf("pressure line %q: %s %q is not a decimal number", sc.Text(), k, v)
 			}
 		}
 		if total == "" {
@@ -40,13 +55,13 @@ func parsePressure(r io.Reader) (psi, error) {
 		if err != nil {
 			return p, fmt.Errorf("pressure %s total: %w", fields[0], err)
 		}
-		switch fields[0] {
-		case "some":
+		switch {
+		case fields[0] == "some" && !p.hasSome:
 			p.some, p.hasSome = float64(v)/1e6, true
-		case "full":
+		case fields[0] == "full" && !p.hasFull:
 			p.full, p.hasFull = float64(v)/1e6, true
 		default:
-			return p, fmt.Errorf("pressure line %q: unknown kind %q", sc.Text(), fields[0])
+			return p, fmt.Errorf("pressure line %q: unknown or repeated kind %q", sc.Text(), fields[0])
 		}
 	}
 	return p, sc.Err()

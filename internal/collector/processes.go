@@ -21,14 +21,18 @@ type pidStat struct {
 	rssPages  int64
 }
 
-// parsePIDStat parses /proc/PID/stat. The command name is between the first
-// '(' and the last ')', since it may itself hold spaces and parentheses.
+// parsePIDStat parses /proc/PID/stat ("%d (%s) %c ..."). The command name
+// is between the first '(' and the last ')', since it may itself hold spaces
+// and parentheses; the PID and one space come before it.
 func parsePIDStat(b []byte) (pidStat, error) {
 	var st pidStat
 	open := bytes.IndexByte(b, '(')
 	end := bytes.LastIndexByte(b, ')')
 	if open < 0 || end < open {
 		return st, errors.New("stat: no command name in parentheses")
+	}
+	if pid, ok := bytes.CutSuffix(b[:open], []byte(" ")); !ok || !isDecimal(string(pid)) {
+		return st, errors.New("stat: no PID before the command name")
 	}
 	st.comm = string(b[open+1 : end])
 	fields := bytes.Fields(b[end+1:])

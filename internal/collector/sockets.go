@@ -52,6 +52,11 @@ func parseNetSockets(r io.Reader) ([]netSocket, error) {
 		if len(fields) < 10 {
 			return nil, fmt.Errorf("socket line %q: %d fields, want at least 10", sc.Text(), len(fields))
 		}
+		// The slot number and its colon come first: without them every
+		// column is one off.
+		if sl, ok := strings.CutSuffix(fields[0], ":"); !ok || !isDecimal(sl) {
+			return nil, fmt.Errorf("socket line %q: no slot number", sc.Text())
+		}
 		local, err := parseHexAddrPort(fields[1])
 		if err != nil {
 			return nil, fmt.Errorf("local address %q: %w", fields[1], err)

@@ -29,7 +29,9 @@ type procStat struct {
 }
 
 // parseProcStat parses /proc/stat. Lines it does not know are skipped; a
-// known line with a malformed number is an error.
+// known line with a malformed number is an error. The kernel writes every
+// number of it as an unsigned decimal, so a sign, a fraction, NaN or
+// another base is malformed too.
 func parseProcStat(r io.Reader) (procStat, error) {
 	var st procStat
 	sc, done := newScanner(r)
@@ -48,16 +50,17 @@ func parseProcStat(r io.Reader) (procStat, error) {
 			st.cpus = append(st.cpus, ct)
 		case key == "intr":
 			total, _, _ := strings.Cut(strings.TrimSpace(rest), " ")
-			v, err := strconv.ParseFloat(total, 64)
+			v, err := strconv.ParseUint(total, 10, 64)
 			if err != nil {
 				return st, fmt.Errorf("intr: %w", err)
 			}
-			st.intr, st.hasIntr = v, true
+			st.intr, st.hasIntr = float64(v), true
 		case key == "ctxt", key == "btime", key == "processes", key == "procs_running", key == "procs_blocked":
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			u, err := strconv.ParseUint(strings.TrimSpace(rest), 10, 64)
 			if err != nil {
 				return st, fmt.Errorf("%s: %w", key, err)
 			}
+			v := float64(u)
 			switch key {
 			case "ctxt":
 				st.contextSwitches, st.hasContextSwitches = v, true
@@ -76,7 +79,9 @@ func parseProcStat(r io.Reader) (procStat, error) {
 }
 
 func parseCPULine(id, rest string) (cpuTimes, error) {
-	if _, err := strconv.Atoi(id); err != nil {
+	// The number becomes the cpu label: "+1" or "01" would be a second
+	// series for CPU 1.
+	if !isDecimal(id) || len(id) > 1 && id[0] == '0' {
 		return cpuTimes{}, fmt.Errorf("cpu line %q: bad cpu number", "cpu"+id)
 	}
 	ct := cpuTimes{cpu: id}

@@ -206,7 +206,7 @@ func newEnvWith(t *testing.T, yml string, before func(*store.Store), with ...fun
 // post delivers a fixture payload, rewritten by edit.
 func (e *env) post(fixture string, edit func(m map[string]any)) []alertmanager.Alert {
 	e.t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "fixtures", "alertmanager", fixture))
+	b, err := os.ReadFile(filepath.Join("..", "alertmanager", "testdata", fixture))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func (f *fixture) post(t *testing.T, path, token, body string) (int, string) {
 
 func TestWebhook(t *testing.T) {
 	t.Parallel()
-	firing, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "fixtures", "alertmanager", "webhook-firing.json"))
+	firing, err := os.ReadFile(filepath.Join("..", "alertmanager", "testdata", "webhook-firing.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestWebhook(t *testing.T) {
 
 func TestWebhookUnavailableWhenStoreIsDown(t *testing.T) {
 	t.Parallel()
-	firing, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "fixtures", "alertmanager", "webhook-firing.json"))
+	firing, err := os.ReadFile(filepath.Join("..", "alertmanager", "testdata", "webhook-firing.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
