@@ -67,6 +67,8 @@ type Store struct {
 	// request can enter the queue that the writer would not drain.
 	mu       sync.RWMutex
 	isClosed bool
+
+	ops ops
 }
 
 // Open opens (creating it if needed) the database in dir.
@@ -370,6 +372,7 @@ func (s *Store) write(ctx context.Context, apply func(ctx context.Context, tx *s
 	select {
 	case s.reqs <- j:
 		s.mu.RUnlock()
+		s.ops.writes.Add(1)
 	case <-ctx.Done():
 		s.mu.RUnlock()
 		return ctx.Err()
