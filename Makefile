@@ -9,7 +9,7 @@ FUZZTIME  ?= 30s
 # Arguments for `make run`, e.g. make run ARGS='--collector.services.name=nginx'.
 ARGS      ?=
 
-.PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake fuzz nab nab-check clean
+.PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake bench-run fuzz nab nab-check clean
 
 all: build
 
@@ -50,6 +50,14 @@ bench-exporter: build deps
 ## planner, in-process) beside a decode-only handler, with ratios.
 bench-intake:
 	$(GO) run ./test/bench/intake
+
+## bench-run: what one run costs the planner and executor (no-op action,
+## real store and audit log): runs/s, allocations, and store reads, writes
+## and audit records per run.
+BENCHTIME  ?= 2000x
+BENCHCOUNT ?= 5
+bench-run:
+	$(GO) test -run '^$$' -bench BenchmarkRun -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./internal/healer
 
 ## nab: run the shipped anomaly alert over a folder of NAB-format series,
 ## e.g. make nab DATA=../shared/nab-dev/data OUT=alerts.csv
