@@ -11,7 +11,11 @@ FUZZ_BUDGET ?= 4s
 # Arguments for `make run`, e.g. make run ARGS='--collector.services.name=nginx'.
 ARGS      ?=
 
+<<<<<<< HEAD
 .PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake fuzz fuzz-short nab nab-check clean
+=======
+.PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake bench-run fuzz nab nab-check clean
+>>>>>>> wt-f
 
 all: build
 
@@ -53,6 +57,14 @@ bench-exporter: build deps
 ## planner, in-process) beside a decode-only handler, with ratios.
 bench-intake:
 	$(GO) run ./test/bench/intake
+
+## bench-run: what one run costs the planner and executor (no-op action,
+## real store and audit log): runs/s, allocations, and store reads, writes
+## and audit records per run.
+BENCHTIME  ?= 2000x
+BENCHCOUNT ?= 5
+bench-run:
+	$(GO) test -run '^$$' -bench BenchmarkRun -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./internal/healer
 
 ## nab: run the shipped anomaly alert over a folder of NAB-format series,
 ## e.g. make nab DATA=testdata/nab/data OUT=alerts.csv

@@ -79,6 +79,7 @@ type Run struct {
 
 // NewAlerts returns up to limit alerts in state new, oldest first.
 func (s *Store) NewAlerts(ctx context.Context, limit int) ([]StoredAlert, error) {
+	s.read(1)
 	rows, err := s.newAlerts.QueryContext(ctx, limit)
 	if err != nil {
 		return nil, err
@@ -96,6 +97,7 @@ type AlertRef struct {
 // first, by ID and key only: the planner takes the alerts themselves from
 // memory when this process accepted them (see AlertsByID for the others).
 func (s *Store) QueuedRefs(ctx context.Context, limit int) ([]AlertRef, error) {
+	s.read(1)
 	rows, err := s.queued.QueryContext(ctx, limit)
 	if err != nil {
 		return nil, err
@@ -157,6 +159,7 @@ func (s *Store) AlertByKey(ctx context.Context, key string) (StoredAlert, error)
 func (s *Store) Resolved(ctx context.Context, fingerprint string, startsAt time.Time) (bool, error) {
 	a := alertmanager.Alert{Fingerprint: fingerprint, Status: alertmanager.StatusResolved, StartsAt: startsAt}
 	var n int
+	s.read(1)
 	err := s.resolved.QueryRowContext(ctx, startsAt.UnixNano(), a.Key()).Scan(&n)
 	return n > 0, err
 }
@@ -179,6 +182,7 @@ func (s *Store) ResolvedOf(ctx context.Context, firing []StoredAlert) (map[strin
 		firing = firing[n:]
 		// Only placeholders are concatenated; the keys are bound.
 		q := `SELECT key FROM alerts WHERE (starts_at, key) IN (VALUES (?, ?)` + strings.Repeat(", (?, ?)", len(args)/2-1) + `)` //nolint:gosec // see above
+		s.read(1)
 		rows, err := s.r.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, err
@@ -205,6 +209,7 @@ const alertCols = `id, key, fingerprint, status, starts_at, ends_at, labels, ann
 
 func (s *Store) queryAlerts(ctx context.Context, where string, args ...any) ([]StoredAlert, error) {
 	// where is one of this package's constant clauses; values are bound.
+	s.read(1)
 	rows, err := s.r.QueryContext(ctx, `SELECT `+alertCols+` FROM alerts `+where, args...) //nolint:gosec // see above
 	if err != nil {
 		return nil, err
@@ -501,6 +506,7 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 
 func (s *Store) queryRuns(ctx context.Context, where string, args ...any) ([]Run, error) {
 	// where is built from constant clauses; values are bound.
+	s.read(1)
 	rows, err := s.r.QueryContext(ctx, `SELECT `+runCols+` FROM runs `+where, args...) //nolint:gosec // see above
 	if err != nil {
 		return nil, err
@@ -552,6 +558,7 @@ type GuardCounts struct {
 func (s *Store) Counts(ctx context.Context, runbook, target string, since time.Time) (GuardCounts, error) {
 	var c GuardCounts
 	var last sql.NullInt64
+	s.read(1)
 	if err := s.r.QueryRowContext(ctx, `SELECT MAX(started_at) FROM runs WHERE runbook = ? AND target = ? AND started_at > 0 AND dry_run = 0`,
 		runbook, target).Scan(&last); err != nil {
 		return c, err
@@ -560,6 +567,7 @@ func (s *Store) Counts(ctx context.Context, runbook, target string, since time.T
 		c.LastStart = fromNano(last.Int64)
 	}
 	var seen int
+	s.read(1)
 	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT target), COALESCE(SUM(target = ?), 0) FROM runs
 		WHERE runbook = ? AND started_at >= ? AND dry_run = 0`, target, runbook, since.UnixNano()).Scan(&c.InWindow, &c.Targets, &seen); err != nil {
 		return c, err
@@ -583,6 +591,7 @@ type Breaker struct {
 func (s *Store) Breaker(ctx context.Context, runbook, target string) (Breaker, error) {
 	b := Breaker{Runbook: runbook, Target: target}
 	var opened, last int64
+	s.read(1)
 	err := s.r.QueryRowContext(ctx, `SELECT failures, opened_at, last_failure, escalated FROM breakers WHERE runbook = ? AND target = ?`,
 		runbook, target).Scan(&b.Failures, &opened, &last, &b.Escalated)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -605,6 +614,7 @@ func (s *Store) SaveBreaker(ctx context.Context, b Breaker) error {
 
 // OpenBreakers returns the breakers that are open.
 func (s *Store) OpenBreakers(ctx context.Context) ([]Breaker, error) {
+	s.read(1)
 	rows, err := s.r.QueryContext(ctx, `SELECT runbook, target, failures, opened_at, last_failure, escalated FROM breakers WHERE opened_at > 0`)
 	if err != nil {
 		return nil, err
@@ -635,6 +645,7 @@ type Retention struct {
 func (s *Store) Prune(ctx context.Context, ret Retention) (alerts, runs int64, err error) {
 	now := s.opts.Now()
 	if ret.Runs > 0 {
+		s.ops.writes.Add(1)
 		res, err := s.w.ExecContext(ctx, `DELETE FROM runs WHERE created_at < ? AND state NOT IN ('pending', 'waiting', 'approved', 'running')`,
 			now.Add(-ret.Runs).UnixNano())
 		if err != nil {
@@ -679,6 +690,7 @@ type Stats struct {
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
 	var oldest sql.NullInt64
+	s.read(1)
 	err := s.r.QueryRowContext(ctx, `SELECT
 		(SELECT COUNT(*) FROM alerts WHERE `+unplanned+`),
 		(SELECT COUNT(*) FROM runs WHERE state IN ('pending', 'approved', 'running')),

@@ -82,6 +82,8 @@ type Store struct {
 	// writer's alone.
 	headSeq  uint64
 	headHash string
+
+	ops ops
 }
 
 // Open opens (creating it if needed) the database in dir.
@@ -408,6 +410,7 @@ func (s *Store) write(ctx context.Context, apply func(ctx context.Context, tx *s
 	select {
 	case s.reqs <- j:
 		s.mu.RUnlock()
+		s.ops.writes.Add(1)
 	case <-ctx.Done():
 		s.mu.RUnlock()
 		return ctx.Err()
