@@ -68,6 +68,11 @@ func (h *Healer) execute(ctx context.Context, f *flow) error {
 	defer func() { <-h.sem }()
 	defer f.release()
 	defer func() {
+		// A run stopped before settle (a shutdown) still says what its
+		// last step did.
+		if err := h.flush(context.WithoutCancel(ctx), f); err != nil {
+			h.logger.Error("audit_flush_failed", "run_id", f.run.ID, "err", err)
+		}
 		if f.silenceID != "" {
 			if err := h.opts.Alertmanager.Expire(context.WithoutCancel(ctx), f.silenceID); err != nil {
 				h.logger.Warn("silence_expire_failed", "run_id", f.run.ID, "silence_id", f.silenceID, "err", err)

@@ -492,6 +492,20 @@ func (h *Healer) record(ctx context.Context, rec audit.Record) error {
 	return nil
 }
 
+// recordAll appends records with one write and one fsync.
+func (h *Healer) recordAll(ctx context.Context, recs []audit.Record) error {
+	if len(recs) == 1 {
+		return h.record(ctx, recs[0])
+	}
+	if _, err := h.opts.Audit.AppendBatch(ctx, recs); err != nil {
+		h.auditFailed.Store(true)
+		h.opts.Metrics.auditErrors.Inc()
+		h.logger.Error("audit_append_failed", "kind", string(recs[len(recs)-1].Kind), "run_id", recs[len(recs)-1].RunID, "err", err)
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
 func newID() string { return strings.ToLower(ulid.Make().String()) }
 
 func labelMap(ls model.LabelSet) map[string]string {

@@ -105,6 +105,19 @@ type flow struct {
 	// failed says why the run failed, once something did.
 	failed    string
 	silenceID string
+	// pending are records of what already happened (the last step's
+	// result) that go onto the log with the next one, in one fsync.
+	pending []audit.Record
+}
+
+// flush writes the pending records.
+func (h *Healer) flush(ctx context.Context, f *flow) error {
+	if len(f.pending) == 0 {
+		return nil
+	}
+	err := h.recordAll(ctx, f.pending)
+	f.pending = nil
+	return err
 }
 
 // release lets go of the runbook's guard lock if the flow holds it.
@@ -132,9 +145,10 @@ func (h *Healer) transition(ctx context.Context, f *flow, to store.RunState, rec
 	if rec.Action != "" {
 		base.Action, base.Target = rec.Action, rec.Target
 	}
-	if err := h.record(ctx, base); err != nil {
+	if err := h.recordAll(ctx, append(f.pending, base)); err != nil {
 		return err
 	}
+	f.pending = nil
 	from := f.run.State
 	u.State = to
 	if to.Final() && u.FinishedAt.IsZero() {

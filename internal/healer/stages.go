@@ -318,19 +318,24 @@ func (s steps) step(ctx context.Context, f *flow, i int) (string, error) {
 	default:
 		st.State, rec.Result = store.StepOK, "ok"
 	}
+	// The last step's result goes to the store and the log with the run's
+	// end (settle), one write and one fsync fewer, unless a verification
+	// comes in between. It records what already happened: a crash before
+	// settle leaves the run running, and recovery treats it as one that
+	// was acting.
+	last := i == len(run.Steps)-1 || failed != ""
+	if last && (f.rb == nil || f.rb.Verify == nil || run.DryRun) {
+		f.pending = append(f.pending, rec)
+		return failed, nil
+	}
 	if aerr := h.record(ctx, rec); aerr != nil {
 		if uerr := h.opts.Store.UpdateRun(ctx, run.ID, store.Update{Steps: run.Steps}); uerr != nil {
 			return "", errors.Join(aerr, uerr)
 		}
 		return "", aerr
 	}
-	// The last step's result is stored with the run's end (settle), one
-	// write fewer, unless a verification comes in between.
-	last := i == len(run.Steps)-1 || failed != ""
-	if !last || (f.rb != nil && f.rb.Verify != nil && !run.DryRun) {
-		if err := h.opts.Store.UpdateRun(ctx, run.ID, store.Update{Steps: run.Steps}); err != nil {
-			return "", err
-		}
+	if err := h.opts.Store.UpdateRun(ctx, run.ID, store.Update{Steps: run.Steps}); err != nil {
+		return "", err
 	}
 	return failed, nil
 }
@@ -391,6 +396,10 @@ func (s settle) Exec(ctx context.Context, f *flow) (Verdict, error) {
 			return Stop, err
 		}
 		return Stop, end(store.RunSucceeded, "")
+	}
+	// The failed step's record goes before the rollback's.
+	if err := h.flush(ctx, f); err != nil {
+		return Stop, err
 	}
 	state := store.RunFailed
 	if f.rb == nil || f.rb.ShouldRollback() {
