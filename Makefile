@@ -11,11 +11,7 @@ FUZZ_BUDGET ?= 4s
 # Arguments for `make run`, e.g. make run ARGS='--collector.services.name=nginx'.
 ARGS      ?=
 
-<<<<<<< HEAD
-.PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake fuzz fuzz-short nab nab-check clean
-=======
-.PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake bench-run fuzz nab nab-check clean
->>>>>>> wt-f
+.PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake bench-run fuzz fuzz-short nab nab-check clean
 
 all: build
 
