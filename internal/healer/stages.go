@@ -320,11 +320,11 @@ func (s steps) step(ctx context.Context, f *flow, i int) (string, error) {
 	}
 	// The last step's result goes to the store and the log with the run's
 	// end (settle), one write and one fsync fewer, unless a verification
-	// comes in between. It records what already happened: a crash before
+	// of it comes in between. It records what already happened: a crash before
 	// settle leaves the run running, and recovery treats it as one that
 	// was acting.
 	last := i == len(run.Steps)-1 || failed != ""
-	if last && (f.rb == nil || f.rb.Verify == nil || run.DryRun) {
+	if last && (failed != "" || f.rb == nil || f.rb.Verify == nil || run.DryRun) {
 		f.pending = append(f.pending, rec)
 		return failed, nil
 	}
