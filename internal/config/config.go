@@ -26,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/deus-ex-machina/deus/internal/action"
+	"github.com/deus-ex-machina/deus/internal/alertmanager"
 )
 
 // Config is the healer's configuration file.
@@ -401,7 +402,7 @@ func (c *Config) setDefaults() {
 			continue
 		}
 		if len(r.On) == 0 {
-			r.On = []string{"firing"}
+			r.On = []string{string(alertmanager.StatusFiring)}
 		}
 		for _, q := range []*Query{r.Precheck, verifyQuery(r.Verify)} {
 			if q != nil && q.Expect == "" {
@@ -727,7 +728,7 @@ func (c *Config) validate(specs []action.Spec) error {
 			r.matchers = append(r.matchers, ms...)
 		}
 		for j, on := range r.On {
-			if on != "firing" && on != "resolved" {
+			if on != string(alertmanager.StatusFiring) && on != string(alertmanager.StatusResolved) {
 				bad(fmt.Sprintf("%q: want firing or resolved", on), "runbooks", i, "on", j)
 			}
 		}

@@ -337,66 +337,84 @@ func (h *Healer) recover(ctx context.Context) error {
 			h.start(ctx, r, nil, false)
 			continue
 		}
-		left, err := h.reap(ctx, r)
-		if err != nil {
+		if err := h.interrupted(ctx, r); err != nil {
 			return err
-		}
-		reason := "the healer stopped while the run was acting; it is not repeated blindly"
-		rb := h.runbook(r.Runbook)
-		replan := rb != nil && rb.Precheck != nil && r.AlertKey != "" && left == ""
-		switch {
-		case replan:
-			reason += "; re-planned, to be prechecked first"
-		case left != "":
-			reason += "; " + left + ", so it is not re-planned"
-		default:
-			reason += "; no precheck to re-check it with, so it is not re-planned"
-		}
-		step, unknown := interruptedStep(r)
-		rec := audit.Record{
-			Kind: audit.KindInterrupted, RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname,
-			Runbook: r.Runbook, Action: r.Action, Target: r.Target, Reason: reason, DryRun: r.DryRun,
-		}
-		if step >= 0 {
-			rec.Fields = map[string]string{"step": strconv.Itoa(step), "step_action": r.Steps[step].Action}
-		}
-		if err := h.record(ctx, rec); err != nil {
-			return err
-		}
-		// Not re-planned, an interrupted run pages like a failed one:
-		// before the commit, so that a crash in between pages again
-		// rather than never (Alertmanager folds the repeat into one).
-		if !replan && !r.DryRun && (rb == nil || rb.ShouldEscalate()) {
-			summary := fmt.Sprintf("The healer was stopped while acting on %s on %s; what it did is unknown.", r.Alertname, r.Labels["instance"])
-			if err := h.escalateWith(ctx, r, map[string]string{"outcome": string(store.RunInterrupted)}, summary, unknown+"; "+reason); err != nil {
-				return err
-			}
-		}
-		var nr *store.Run
-		if replan {
-			n := r
-			nr = &n
-			nr.ID = newID()
-			nr.State = store.RunPending
-			nr.Reason = "re-planned after run " + r.ID + " was interrupted"
-			nr.CreatedAt = h.now()
-			nr.StartedAt, nr.FinishedAt = time.Time{}, time.Time{}
-			nr.Steps = append([]store.StepRecord(nil), r.Steps...)
-			for i := range nr.Steps {
-				nr.Steps[i].State, nr.Steps[i].Error, nr.Steps[i].Output, nr.Steps[i].Undo, nr.Steps[i].Argv, nr.Steps[i].Held = "", "", "", nil, nil, nil
-			}
-		}
-		// The interruption and the re-planned run are one commit: a crash
-		// between them must not lose the re-plan.
-		if err := h.opts.Store.Interrupt(ctx, r.ID, reason, h.now(), nr); err != nil {
-			return err
-		}
-		h.opts.Metrics.runs.WithLabelValues(r.Action, string(store.RunInterrupted)).Inc()
-		if nr != nil {
-			h.start(ctx, *nr, nil, true)
 		}
 	}
 	return nil
+}
+
+// interrupted settles a run that was acting when the healer stopped: what
+// is left of its commands is killed first, then it is marked interrupted
+// and re-planned when a precheck can confirm the problem is still there,
+// or escalated when not.
+func (h *Healer) interrupted(ctx context.Context, r store.Run) error {
+	left, err := h.reap(ctx, r)
+	if err != nil {
+		return err
+	}
+	reason := "the healer stopped while the run was acting; it is not repeated blindly"
+	rb := h.runbook(r.Runbook)
+	replan := rb != nil && rb.Precheck != nil && r.AlertKey != "" && left == ""
+	switch {
+	case replan:
+		reason += "; re-planned, to be prechecked first"
+	case left != "":
+		reason += "; " + left + ", so it is not re-planned"
+	default:
+		reason += "; no precheck to re-check it with, so it is not re-planned"
+	}
+	step, unknown := interruptedStep(r)
+	rec := audit.Record{
+		Kind: audit.KindInterrupted, RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname,
+		Runbook: r.Runbook, Action: r.Action, Target: r.Target, Reason: reason, DryRun: r.DryRun,
+	}
+	if step >= 0 {
+		rec.Fields = map[string]string{"step": strconv.Itoa(step), "step_action": r.Steps[step].Action}
+	}
+	if err := h.record(ctx, rec); err != nil {
+		return err
+	}
+	// Not re-planned, an interrupted run pages like a failed one: before
+	// the commit, so that a crash in between pages again rather than never
+	// (Alertmanager folds the repeat into one).
+	if !replan && !r.DryRun && (rb == nil || rb.ShouldEscalate()) {
+		summary := fmt.Sprintf("The healer was stopped while acting on %s on %s; what it did is unknown.", r.Alertname, r.Labels["instance"])
+		if err := h.escalateWith(ctx, r, map[string]string{"outcome": string(store.RunInterrupted)}, summary, unknown+"; "+reason); err != nil {
+			return err
+		}
+	}
+	var nr *store.Run
+	if replan {
+		n := h.replanned(r)
+		nr = &n
+	}
+	// The interruption and the re-planned run are one commit: a crash
+	// between them must not lose the re-plan.
+	if err := h.opts.Store.Interrupt(ctx, r.ID, reason, h.now(), nr); err != nil {
+		return err
+	}
+	h.opts.Metrics.runs.WithLabelValues(r.Action, string(store.RunInterrupted)).Inc()
+	if nr != nil {
+		h.start(ctx, *nr, nil, true)
+	}
+	return nil
+}
+
+// replanned is a new pending run doing what the interrupted run r was to
+// do, with none of its results.
+func (h *Healer) replanned(r store.Run) store.Run {
+	n := r
+	n.ID = newID()
+	n.State = store.RunPending
+	n.Reason = "re-planned after run " + r.ID + " was interrupted"
+	n.CreatedAt = h.now()
+	n.StartedAt, n.FinishedAt = time.Time{}, time.Time{}
+	n.Steps = make([]store.StepRecord, len(r.Steps))
+	for i, st := range r.Steps {
+		n.Steps[i] = store.StepRecord{Action: st.Action, Params: st.Params, Target: st.Target}
+	}
+	return n
 }
 
 // interruptedStep returns the step of an interrupted run that was acting
@@ -528,81 +546,102 @@ func (h *Healer) planNew(ctx context.Context) error {
 		if len(alerts) == 0 {
 			return nil
 		}
-		firing := make([]store.StoredAlert, 0, len(alerts))
-		for _, a := range alerts {
-			if a.Status == alertmanager.StatusFiring {
-				firing = append(firing, a)
-			}
-		}
-		// A firing notification that comes after its own resolution (a
-		// late retry) is stale.
-		stale, err := h.opts.Store.ResolvedOf(ctx, firing)
-		if err != nil {
-			return err
-		}
-		var (
-			// A received and a matched record per alert, in most batches.
-			recs       = make([]audit.Record, 0, 2*len(alerts))
-			decisions  = make([]store.Decision, 0, len(alerts))
-			runs       []plannedRun
-			decided    = make([]string, 0, len(alerts)) // keys
-			nUnmatched int
-		)
-		flush := func() error {
-			if len(recs) > 0 {
-				if _, err := h.opts.Audit.AppendBatch(ctx, recs); err != nil {
-					h.auditFailed.Store(true)
-					h.opts.Metrics.auditErrors.Inc()
-					return fmt.Errorf("audit: %w", err)
-				}
-			}
-			if len(decisions) > 0 {
-				if err := h.opts.Store.PlanBatch(ctx, decisions); err != nil {
-					return err
-				}
-			}
-			for _, p := range runs {
-				h.start(ctx, p.run, &p.alert, true)
-			}
-			h.planned(decided)
-			if nUnmatched > 0 {
-				h.logger.Info("alerts_unmatched", "alerts", nUnmatched, "note", "no runbook matches them; each is in the audit log")
-			}
-			recs, decisions, runs, decided, nUnmatched = recs[:0], decisions[:0], runs[:0], decided[:0], 0
-			return nil
-		}
-		for _, a := range alerts {
-			if a.Status == alertmanager.StatusResolved {
-				// A resolution cancels waiting runs now, in order after
-				// what was planned before it.
-				if err := flush(); err != nil {
-					return err
-				}
-				if err := h.record(ctx, received(a)); err != nil {
-					return err
-				}
-				if err := h.cancelWaiting(ctx, a); err != nil {
-					return err
-				}
-			} else {
-				recs = append(recs, received(a))
-			}
-			r, d, run, err := h.plan(a, stale[a.Key])
-			if err != nil {
-				return fmt.Errorf("plan %s: %w", a.Key, err)
-			}
-			recs, decisions, decided = append(recs, r...), append(decisions, d), append(decided, a.Key)
-			if last := r[len(r)-1]; last.Kind == audit.KindMatched && last.Result == unmatched {
-				nUnmatched++
-			}
-			if run != nil {
-				runs = append(runs, plannedRun{*run, a})
-			}
-		}
-		if err := flush(); err != nil {
+		if err := h.planBatch(ctx, alerts); err != nil {
 			return err
 		}
 	}
+}
+
+// planBatch plans a batch of alerts in order. A resolution is handled
+// where it comes: what was planned before it is committed first, then it
+// cancels the runs of its firing that wait.
+func (h *Healer) planBatch(ctx context.Context, alerts []store.StoredAlert) error {
+	firing := make([]store.StoredAlert, 0, len(alerts))
+	for _, a := range alerts {
+		if a.Status == alertmanager.StatusFiring {
+			firing = append(firing, a)
+		}
+	}
+	// A firing notification that comes after its own resolution (a late
+	// retry) is stale.
+	stale, err := h.opts.Store.ResolvedOf(ctx, firing)
+	if err != nil {
+		return err
+	}
+	b := newBatch(len(alerts))
+	for _, a := range alerts {
+		if a.Status == alertmanager.StatusResolved {
+			if err := b.commit(ctx, h); err != nil {
+				return err
+			}
+			if err := h.record(ctx, received(a)); err != nil {
+				return err
+			}
+			if err := h.cancelWaiting(ctx, a); err != nil {
+				return err
+			}
+		} else {
+			b.recs = append(b.recs, received(a))
+		}
+		r, d, run, err := h.plan(a, stale[a.Key])
+		if err != nil {
+			return fmt.Errorf("plan %s: %w", a.Key, err)
+		}
+		b.add(a, r, d, run)
+	}
+	return b.commit(ctx, h)
+}
+
+// batch is what the planner decided about alerts and has not committed:
+// their audit records (written with one fsync), their decisions (one
+// transaction), and the runs to start once both are done.
+type batch struct {
+	recs       []audit.Record
+	decisions  []store.Decision
+	runs       []plannedRun
+	decided    []string // keys
+	nUnmatched int
+}
+
+func newBatch(n int) *batch {
+	// A received and a matched record per alert, in most batches.
+	return &batch{recs: make([]audit.Record, 0, 2*n), decisions: make([]store.Decision, 0, n), decided: make([]string, 0, n)}
+}
+
+func (b *batch) add(a store.StoredAlert, recs []audit.Record, d store.Decision, run *store.Run) {
+	b.recs, b.decisions, b.decided = append(b.recs, recs...), append(b.decisions, d), append(b.decided, a.Key)
+	if last := recs[len(recs)-1]; last.Kind == audit.KindMatched && last.Result == unmatched {
+		b.nUnmatched++
+	}
+	if run != nil {
+		b.runs = append(b.runs, plannedRun{*run, a})
+	}
+}
+
+// commit writes the records, then commits the decisions, then starts the
+// runs, and empties the batch.
+func (b *batch) commit(ctx context.Context, h *Healer) error {
+	if len(b.recs) > 0 {
+		if _, err := h.opts.Audit.AppendBatch(ctx, b.recs); err != nil {
+			h.auditFailed.Store(true)
+			h.opts.Metrics.auditErrors.Inc()
+			return fmt.Errorf("audit: %w", err)
+		}
+	}
+	if len(b.decisions) > 0 {
+		if err := h.opts.Store.PlanBatch(ctx, b.decisions); err != nil {
+			return err
+		}
+	}
+	for _, p := range b.runs {
+		h.start(ctx, p.run, &p.alert, true)
+	}
+	h.planned(b.decided)
+	if b.nUnmatched > 0 {
+		h.logger.Info("alerts_unmatched", "alerts", b.nUnmatched, "note", "no runbook matches them; each is in the audit log")
+	}
+	b.recs, b.decisions, b.runs, b.decided, b.nUnmatched = b.recs[:0], b.decisions[:0], b.runs[:0], b.decided[:0], 0
+	return nil
 }
 
 // plannedRun is a run the planner made and the alert it is for, handed to

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/deus-ex-machina/deus/internal/alertmanager"
 	"github.com/deus-ex-machina/deus/internal/audit"
 	"github.com/deus-ex-machina/deus/internal/store"
 )
@@ -74,8 +75,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Audit records that could not be written (the step they preceded was not taken).",
 		}),
 	}
-	for _, s := range []string{"firing", "resolved"} {
-		m.received.WithLabelValues(s, "webhook")
+	for _, s := range []alertmanager.Status{alertmanager.StatusFiring, alertmanager.StatusResolved} {
+		m.received.WithLabelValues(string(s), "webhook")
 	}
 	m.duplicates.WithLabelValues("webhook")
 	for _, g := range []string{"silenced", "circuit_breaker", "cooldown", "rate_limit", "blast_radius", "gate"} {

@@ -248,13 +248,12 @@ func (s steps) silence(ctx context.Context, f *flow) error {
 // error that stops the run.
 func (s steps) step(ctx context.Context, f *flow, i int) (string, error) {
 	h := s.h
-	run := &f.run
-	st := &run.Steps[i]
+	st := &f.run.Steps[i]
 	act, ok := h.opts.Actions.Get(st.Action)
 	if !ok {
 		return fmt.Sprintf("step %d: action %q is not available", i, st.Action), nil
 	}
-	rec := h.base(*run)
+	rec := h.base(f.run)
 	rec.Kind, rec.Action, rec.Target = audit.KindStarted, st.Action, st.Target
 	rec.Fields = map[string]string{"step": strconv.Itoa(i)}
 	for k, v := range st.Params {
@@ -266,6 +265,26 @@ func (s steps) step(ctx context.Context, f *flow, i int) (string, error) {
 		// now would be another unrecorded step.
 		return "", err
 	}
+	o := s.act(ctx, f, i, act)
+	return s.finished(ctx, f, i, o)
+}
+
+// outcome is what running an action did.
+type outcome struct {
+	res      action.Result
+	err      error
+	timedOut bool
+	dur      time.Duration
+	holds    []action.Hold
+}
+
+// act runs step i's action under its timeout. What holds each command the
+// step runs is stored before the command starts, for recovery to kill if
+// the healer dies.
+func (s steps) act(ctx context.Context, f *flow, i int, act action.Action) outcome {
+	h := s.h
+	run := &f.run
+	st := &run.Steps[i]
 	timeout := act.Spec().Timeout
 	if f.rb != nil && i < len(f.rb.Steps) && f.rb.Steps[i].Timeout > 0 {
 		timeout = time.Duration(f.rb.Steps[i].Timeout)
@@ -274,12 +293,11 @@ func (s steps) step(ctx context.Context, f *flow, i int) (string, error) {
 		timeout = 5 * time.Minute
 	}
 	actx, cancel := context.WithTimeout(ctx, timeout)
-	// What holds each command the step runs is stored before the command
-	// starts, for recovery to kill if the healer dies.
-	var holds []action.Hold
+	defer cancel()
+	var o outcome
 	actx = action.WithHoldReporter(actx, func(hd action.Hold) error {
-		holds = putHold(holds, hd)
-		b, err := json.Marshal(holds)
+		o.holds = putHold(o.holds, hd)
+		b, err := json.Marshal(o.holds)
 		if err != nil {
 			return err
 		}
@@ -287,32 +305,41 @@ func (s steps) step(ctx context.Context, f *flow, i int) (string, error) {
 		return h.opts.Store.UpdateRun(ctx, run.ID, store.Update{Steps: run.Steps})
 	})
 	t0 := h.now()
-	res, err := act.Run(actx, action.Request{RunID: run.ID, Params: st.Params, DryRun: run.DryRun, Alert: alertJSON(*run, f.alert)})
-	cancel()
-	dur := h.now().Sub(t0)
-	h.opts.Metrics.duration.WithLabelValues(st.Action).Observe(dur.Seconds())
-	if res.Target != "" {
-		st.Target = res.Target
+	o.res, o.err = act.Run(actx, action.Request{RunID: run.ID, Params: st.Params, DryRun: run.DryRun, Alert: alertJSON(*run, f.alert)})
+	o.dur = h.now().Sub(t0)
+	o.timedOut = errors.Is(actx.Err(), context.DeadlineExceeded)
+	h.opts.Metrics.duration.WithLabelValues(st.Action).Observe(o.dur.Seconds())
+	return o
+}
+
+// finished records what step i did, in the run and the audit log, and
+// returns why it failed ("" when it did not).
+func (s steps) finished(ctx context.Context, f *flow, i int, o outcome) (string, error) {
+	h := s.h
+	run := &f.run
+	st := &run.Steps[i]
+	if o.res.Target != "" {
+		st.Target = o.res.Target
 	}
-	st.Argv, st.Output, st.Undo = res.Argv, res.Output, res.Undo
-	rec = h.base(*run)
-	rec.Kind, rec.Action, rec.Target, rec.Argv = audit.KindFinished, st.Action, st.Target, res.Argv
-	rec.Fields = map[string]string{"step": strconv.Itoa(i), "duration_seconds": strconv.FormatFloat(dur.Seconds(), 'f', 3, 64)}
-	if res.Summary != "" {
-		rec.Fields["summary"] = res.Summary
+	st.Argv, st.Output, st.Undo = o.res.Argv, o.res.Output, o.res.Undo
+	rec := h.base(*run)
+	rec.Kind, rec.Action, rec.Target, rec.Argv = audit.KindFinished, st.Action, st.Target, o.res.Argv
+	rec.Fields = map[string]string{"step": strconv.Itoa(i), "duration_seconds": strconv.FormatFloat(o.dur.Seconds(), 'f', 3, 64)}
+	if o.res.Summary != "" {
+		rec.Fields["summary"] = o.res.Summary
 	}
-	if len(holds) > 0 {
-		rec.Fields["held_by"] = holdsText(holds)
+	if len(o.holds) > 0 {
+		rec.Fields["held_by"] = holdsText(o.holds)
 	}
 	failed := ""
 	switch {
-	case err != nil:
-		st.State, st.Error = store.StepFailed, err.Error()
-		rec.Result, rec.Reason = "failed", err.Error()
-		if errors.Is(actx.Err(), context.DeadlineExceeded) {
+	case o.err != nil:
+		st.State, st.Error = store.StepFailed, o.err.Error()
+		rec.Result, rec.Reason = "failed", o.err.Error()
+		if o.timedOut {
 			rec.Result = "timeout"
 		}
-		failed = fmt.Sprintf("step %d (%s): %v", i, st.Action, err)
+		failed = fmt.Sprintf("step %d (%s): %v", i, st.Action, o.err)
 	case run.DryRun:
 		st.State, rec.Result = store.StepDryRun, "dry_run"
 	default:
@@ -320,9 +347,9 @@ func (s steps) step(ctx context.Context, f *flow, i int) (string, error) {
 	}
 	// The last step's result goes to the store and the log with the run's
 	// end (settle), one write and one fsync fewer, unless a verification
-	// of it comes in between. It records what already happened: a crash before
-	// settle leaves the run running, and recovery treats it as one that
-	// was acting.
+	// of it comes in between. It records what already happened: a crash
+	// before settle leaves the run running, and recovery treats it as one
+	// that was acting.
 	last := i == len(run.Steps)-1 || failed != ""
 	if last && (failed != "" || f.rb == nil || f.rb.Verify == nil || run.DryRun) {
 		f.pending = append(f.pending, rec)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/deus-ex-machina/deus/internal/alertmanager"
 	"github.com/deus-ex-machina/deus/internal/query"
 	"github.com/deus-ex-machina/deus/internal/store"
 )
@@ -166,13 +167,13 @@ func staticHandler() http.Handler { return http.FileServerFS(static) }
 func firing(alerts []store.StoredAlert) []store.StoredAlert {
 	resolved := map[string]bool{}
 	for _, a := range alerts {
-		if a.Status == "resolved" {
+		if a.Status == alertmanager.StatusResolved {
 			resolved[a.Fingerprint+a.StartsAt.String()] = true
 		}
 	}
 	var out []store.StoredAlert
 	for _, a := range alerts {
-		if a.Status == "firing" && !resolved[a.Fingerprint+a.StartsAt.String()] {
+		if a.Status == alertmanager.StatusFiring && !resolved[a.Fingerprint+a.StartsAt.String()] {
 			out = append(out, a)
 		}
 	}
