@@ -194,6 +194,8 @@ func TestParseStat(t *testing.T) {
 		{name: "a short line is an error", line: "42 (x) S 7 1 2", wantErr: true},
 		{name: "a bad ppid is an error", line: "42 (x) S x 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9 0", wantErr: true},
 		{name: "an empty line is an error", line: "", wantErr: true},
+		{name: "a line without the pid is an error", line: "(x) S 7 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9 0", wantErr: true},
+		{name: "another process's line is an error", line: "43 (x) S 7 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9 0", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,10 +217,18 @@ func TestParseStat(t *testing.T) {
 func FuzzParseStat(f *testing.F) {
 	f.Add([]byte("42 (a (b) c) S 7 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 999 0 0"))
 	f.Add([]byte("1 () Z"))
+	f.Add([]byte("1 (a) S 7 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 999 0 0"))
+	f.Add([]byte("(a) S 7 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 999 0 0"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, err := parseStat(1, b)
-		if err == nil && strings.ContainsAny(string(st.State), " \n") {
+		if err != nil {
+			return
+		}
+		if strings.ContainsAny(string(st.State), " \n") {
 			t.Errorf("got state %q, want a non-space byte", st.State)
+		}
+		if !strings.HasPrefix(string(b), "1 (") {
+			t.Errorf("parseStat(1, %q) accepted a stat that is not pid 1's", b)
 		}
 	})
 }

@@ -48,6 +48,10 @@ func parseStat(pid int, b []byte) (procStat, error) {
 	if open < 0 || end < open {
 		return procStat{}, fmt.Errorf("stat of pid %d: no command name", pid)
 	}
+	// The kernel writes "PID (comm) ...": the file must be this process's.
+	if want := strconv.Itoa(pid) + " "; open != len(want) || string(b[:open]) != want {
+		return procStat{}, fmt.Errorf("stat of pid %d: it does not start with the pid", pid)
+	}
 	fields := bytes.Fields(b[end+1:])
 	// After the name: state(3) ppid(4) pgrp session tty tpgid flags(9) ...
 	// starttime(22); fields[0] is field 3.
