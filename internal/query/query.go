@@ -24,6 +24,12 @@ type Querier interface {
 	Query(ctx context.Context, expr string, ts time.Time) (model.Vector, error)
 }
 
+// RangeQuerier answers a range query: the history forecasts and the
+// maintenance windows are computed from.
+type RangeQuerier interface {
+	QueryRange(ctx context.Context, expr string, start, end time.Time, step time.Duration) (model.Matrix, error)
+}
+
 // Client is a Querier over the Prometheus HTTP API, built with
 // client_golang's API client and prometheus/common's HTTP client config
 // (auth, TLS, proxy) like any Prometheus integration.
@@ -58,6 +64,25 @@ func (c *Client) Query(ctx context.Context, expr string, ts time.Time) (model.Ve
 		return nil, fmt.Errorf("query %q: %w", expr, err)
 	}
 	return asVector(v)
+}
+
+// QueryRange runs expr from start to end every step; the result must be a
+// matrix.
+func (c *Client) QueryRange(ctx context.Context, expr string, start, end time.Time, step time.Duration) (model.Matrix, error) {
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	v, _, _, err := c.api.QueryRange(ctx, expr, v1.Range{Start: start, End: end, Step: step})
+	if err != nil {
+		return nil, fmt.Errorf("query_range %q: %w", expr, err)
+	}
+	m, ok := v.(model.Matrix)
+	if !ok {
+		return nil, fmt.Errorf("query_range %q returned a %s, want a matrix", expr, v.Type())
+	}
+	return m, nil
 }
 
 func asVector(v model.Value) (model.Vector, error) {

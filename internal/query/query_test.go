@@ -1,6 +1,13 @@
 package query
 
-import "testing"
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	promconfig "github.com/prometheus/common/config"
+)
 
 func TestScope(t *testing.T) {
 	t.Parallel()
@@ -40,5 +47,26 @@ func TestScope(t *testing.T) {
 				t.Errorf("Scope(%q) = %s; want %s", tc.expr, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestClientQueryRangeReturnsTheMatrix(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/query_range" || r.FormValue("step") != "60" {
+			http.Error(w, "unexpected "+r.URL.String(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"instance":"a"},"values":[[1700000000,"1"],[1700000060,"2"]]}]}}`))
+	}))
+	defer srv.Close()
+	c, err := NewClient(srv.URL, promconfig.HTTPClientConfig{}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.QueryRange(t.Context(), "up", time.Unix(1700000000, 0), time.Unix(1700000060, 0), time.Minute)
+	if err != nil || len(m) != 1 || len(m[0].Values) != 2 || m[0].Values[1].Value != 2 {
+		t.Fatalf("QueryRange: got %v, %v; want one series with 2 samples", m, err)
 	}
 }

@@ -47,6 +47,34 @@ func (p *Prometheus) Query(ctx context.Context, expr string, ts time.Time) (mode
 	}
 }
 
+// QueryRange runs a range query (it implements query.RangeQuerier).
+func (p *Prometheus) QueryRange(ctx context.Context, expr string, start, end time.Time, step time.Duration) (model.Matrix, error) {
+	q, err := p.engine.NewRangeQuery(ctx, p.db, nil, expr, start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	res := q.Exec(ctx)
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	m, ok := res.Value.(promql.Matrix)
+	if !ok {
+		return nil, fmt.Errorf("query_range returned a %s, want a matrix", res.Value.Type())
+	}
+	out := make(model.Matrix, 0, len(m))
+	for _, s := range m {
+		met := model.Metric{}
+		s.Metric.Range(func(l labels.Label) { met[model.LabelName(l.Name)] = model.LabelValue(l.Value) })
+		ss := &model.SampleStream{Metric: met, Values: make([]model.SamplePair, len(s.Floats))}
+		for i, f := range s.Floats {
+			ss.Values[i] = model.SamplePair{Timestamp: model.Time(f.T), Value: model.SampleValue(f.F)}
+		}
+		out = append(out, ss)
+	}
+	return out, nil
+}
+
 // Handler serves the subset of the Prometheus HTTP API that Grafana's
 // Prometheus data source and promtool-style clients use: query,
 // query_range, series, labels, label values, rules, alerts, targets and

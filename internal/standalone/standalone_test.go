@@ -198,6 +198,14 @@ func TestScrapeRulesAlertsAndAPI(t *testing.T) {
 	if err != nil || len(vec) != 2 {
 		t.Errorf("Query: got %v, %v; want 2 series", vec, err)
 	}
+	now = time.Now()
+	m, err := p.QueryRange(ctx, `thing_up`, now.Add(-time.Minute), now, 10*time.Second)
+	if err != nil || len(m) != 2 || len(m[0].Values) == 0 {
+		t.Errorf("QueryRange: got %v, %v; want 2 series with samples", m, err)
+	}
+	if _, err := p.QueryRange(ctx, `thing_up ===`, now.Add(-time.Minute), now, 10*time.Second); err == nil {
+		t.Error("QueryRange of a bad expression: got no error")
+	}
 	resp, _ := http.Get(srv.URL + "/api/v1/query?query=" + url.QueryEscape("up ==="))
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("a bad query: got %d, want 400", resp.StatusCode)
