@@ -65,6 +65,7 @@ type Policy struct {
 	BlastWindow      time.Duration
 	HasGate          bool
 	ApprovalRequired bool // every run waits for approval, whatever its tier
+	Maintenance      bool // the runbook runs only inside a maintenance window
 }
 
 // Facts are what the healer knows when it checks.
@@ -82,6 +83,8 @@ type Facts struct {
 	GateOK bool
 	// Approved says a person approved this run already.
 	Approved bool
+	// Maintenance is what the maintenance guard knows (Policy.Maintenance).
+	Maintenance MaintenanceFacts
 }
 
 // Verdict is the outcome of Check.
@@ -92,6 +95,7 @@ const (
 	Allow Verdict = iota
 	Skip
 	NeedApproval
+	Defer // not now: the run waits until Decision.Until
 )
 
 func (v Verdict) String() string {
@@ -100,6 +104,8 @@ func (v Verdict) String() string {
 		return "allowed"
 	case Skip:
 		return "skipped"
+	case Defer:
+		return "deferred"
 	default:
 		return "approval_required"
 	}
@@ -108,35 +114,39 @@ func (v Verdict) String() string {
 // Decision is a verdict with the guard that gave it and why.
 type Decision struct {
 	Verdict Verdict
-	Guard   string // silenced, circuit_breaker, cooldown, rate_limit, blast_radius, gate, tier, or "" when allowed
+	Guard   string // silenced, circuit_breaker, cooldown, rate_limit, blast_radius, gate, tier, maintenance, or "" when allowed
 	Reason  string
+	Until   time.Time // when a deferred run may try again
 }
 
 // Check applies the guards in order.
 func Check(p Policy, f Facts) Decision {
 	if f.Silenced {
-		return Decision{Skip, "silenced", "an Alertmanager silence covers the alert"}
+		return Decision{Skip, "silenced", "an Alertmanager silence covers the alert", time.Time{}}
 	}
 	if BreakerOpen(p, f.Breaker, f.Now) {
 		return Decision{Skip, "circuit_breaker", fmt.Sprintf("circuit breaker open since %s after %d failures in a row on %s; it closes %s after the last failure",
-			f.Breaker.OpenedAt.UTC().Format(time.RFC3339), f.Breaker.Failures, f.Target, p.BreakerQuiet)}
+			f.Breaker.OpenedAt.UTC().Format(time.RFC3339), f.Breaker.Failures, f.Target, p.BreakerQuiet), time.Time{}}
 	}
 	if p.Cooldown > 0 && !f.Counts.LastStart.IsZero() {
 		if since := f.Now.Sub(f.Counts.LastStart); since < p.Cooldown {
-			return Decision{Skip, "cooldown", fmt.Sprintf("last run on %s started %s ago; cooldown is %s", f.Target, since.Round(time.Second), p.Cooldown)}
+			return Decision{Skip, "cooldown", fmt.Sprintf("last run on %s started %s ago; cooldown is %s", f.Target, since.Round(time.Second), p.Cooldown), time.Time{}}
 		}
 	}
 	if p.RateMax > 0 && f.Counts.InWindow >= p.RateMax {
-		return Decision{Skip, "rate_limit", fmt.Sprintf("%d runs in the last %s; the limit is %d", f.Counts.InWindow, p.RateWindow, p.RateMax)}
+		return Decision{Skip, "rate_limit", fmt.Sprintf("%d runs in the last %s; the limit is %d", f.Counts.InWindow, p.RateWindow, p.RateMax), time.Time{}}
 	}
 	if p.BlastMaxTargets > 0 && !f.BlastCounts.TargetSeen && f.BlastCounts.Targets >= p.BlastMaxTargets {
-		return Decision{Skip, "blast_radius", fmt.Sprintf("already acted on %d targets in the last %s; the limit is %d", f.BlastCounts.Targets, p.BlastWindow, p.BlastMaxTargets)}
+		return Decision{Skip, "blast_radius", fmt.Sprintf("already acted on %d targets in the last %s; the limit is %d", f.BlastCounts.Targets, p.BlastWindow, p.BlastMaxTargets), time.Time{}}
 	}
 	if p.HasGate && !f.GateOK {
-		return Decision{Skip, "gate", "the blast-radius gate query returned nothing"}
+		return Decision{Skip, "gate", "the blast-radius gate query returned nothing", time.Time{}}
 	}
 	if !f.Approved && (p.ApprovalRequired || f.Tier > p.MaxTier) {
-		return Decision{NeedApproval, "tier", fmt.Sprintf("tier %s is above the ceiling %s for acting alone", f.Tier, p.MaxTier)}
+		return Decision{NeedApproval, "tier", fmt.Sprintf("tier %s is above the ceiling %s for acting alone", f.Tier, p.MaxTier), time.Time{}}
+	}
+	if p.Maintenance {
+		return Maintenance(f.Maintenance, f.Now)
 	}
 	return Decision{Verdict: Allow}
 }
