@@ -27,20 +27,22 @@ import (
 
 	"github.com/deus-ex-machina/deus/internal/action"
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
+	"github.com/deus-ex-machina/deus/internal/guard"
 )
 
 // Config is the healer's configuration file.
 type Config struct {
-	Global       Global     `yaml:"global"`
-	Prometheus   *Endpoint  `yaml:"prometheus"`
-	Alertmanager *Endpoint  `yaml:"alertmanager"`
-	Webhook      Webhook    `yaml:"webhook"`
-	API          API        `yaml:"api"`
-	Approvals    Approvals  `yaml:"approvals"`
-	Storage      Storage    `yaml:"storage"`
-	Audit        Audit      `yaml:"audit"`
-	Actions      Actions    `yaml:"actions"`
-	Runbooks     []*Runbook `yaml:"runbooks"`
+	Global       Global      `yaml:"global"`
+	Prometheus   *Endpoint   `yaml:"prometheus"`
+	Alertmanager *Endpoint   `yaml:"alertmanager"`
+	Webhook      Webhook     `yaml:"webhook"`
+	API          API         `yaml:"api"`
+	Approvals    Approvals   `yaml:"approvals"`
+	Maintenance  Maintenance `yaml:"maintenance"`
+	Storage      Storage     `yaml:"storage"`
+	Audit        Audit       `yaml:"audit"`
+	Actions      Actions     `yaml:"actions"`
+	Runbooks     []*Runbook  `yaml:"runbooks"`
 
 	// Source is the file the configuration was read from.
 	Source string `yaml:"-"`
@@ -225,6 +227,9 @@ type Runbook struct {
 	BlastRadius *BlastRadius `yaml:"blast_radius"`
 	// Silence creates an Alertmanager silence for the alert while it runs.
 	Silence *Silence `yaml:"silence"`
+	// Maintenance marks a clean-up that can wait: it runs only inside a
+	// maintenance window (see Maintenance).
+	Maintenance bool `yaml:"maintenance"`
 
 	matchers labels.Matchers
 	line     int
@@ -290,6 +295,103 @@ type BlastRadius struct {
 	Gate       string         `yaml:"gate"`
 }
 
+// Maintenance is when runbooks marked maintenance may run: in the Windows
+// quietest hours of the week by Signal over History, never inside a
+// Blackout, never while an Alertmanager silence matching SilenceMatchers
+// is active.
+type Maintenance struct {
+	// Signal is the load to be quiet by, a PromQL expression whose
+	// series are summed (scoped to nothing: the host's or the fleet's).
+	Signal string `yaml:"signal"`
+	// History is how far back the signal is read.
+	History model.Duration `yaml:"history"`
+	// Windows is how many hours of the week are maintenance windows.
+	Windows int `yaml:"windows"`
+	// Blackouts are recurring times, in UTC, no maintenance runs in.
+	Blackouts []Blackout `yaml:"blackouts"`
+	// SilenceMatchers, in Alertmanager's matcher syntax: an active
+	// silence whose matchers all match these labels holds maintenance.
+	SilenceMatchers []string `yaml:"silence_matchers"`
+
+	silenceLabels map[string]string
+	blackouts     []guard.Blackout
+}
+
+// Blackout is a recurring time without maintenance: on Days (mon ... sun;
+// every day when empty), From to To (HH:MM, UTC; To before From crosses
+// midnight).
+type Blackout struct {
+	Days []string `yaml:"days"`
+	From string   `yaml:"from"`
+	To   string   `yaml:"to"`
+}
+
+// SilenceLabels are the labels a maintenance silence must match, from
+// silence_matchers (equality matchers only).
+func (m *Maintenance) SilenceLabels() map[string]string { return m.silenceLabels }
+
+// ParsedBlackouts returns the blackouts as the maintenance guard takes
+// them.
+func (m *Maintenance) ParsedBlackouts() []guard.Blackout { return m.blackouts }
+
+var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday, "thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
+
+// timeOfDay parses HH:MM.
+func timeOfDay(s string) (time.Duration, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		return 0, fmt.Errorf("%q: want HH:MM", s)
+	}
+	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
+}
+
+func (c *Config) validateMaintenance(bad func(string, ...any)) {
+	m := &c.Maintenance
+	if _, err := parser.NewParser(parser.Options{}).ParseExpr(m.Signal); err != nil {
+		bad(err.Error(), "maintenance", "signal")
+	}
+	if m.Windows < 1 || m.Windows > 168 {
+		bad(fmt.Sprintf("%d: want 1 to 168 hours of the week", m.Windows), "maintenance", "windows")
+	}
+	if m.History < model.Duration(24*time.Hour) {
+		bad("must be at least 1d, to know the hours of a day", "maintenance", "history")
+	}
+	m.blackouts = nil
+	for i, b := range m.Blackouts {
+		var pb guard.Blackout
+		for j, d := range b.Days {
+			wd, ok := weekdays[strings.ToLower(d)]
+			if !ok {
+				bad(fmt.Sprintf("%q: want mon, tue, wed, thu, fri, sat or sun", d), "maintenance", "blackouts", i, "days", j)
+			}
+			pb.Days = append(pb.Days, wd)
+		}
+		var err error
+		if pb.From, err = timeOfDay(b.From); err != nil {
+			bad(err.Error(), "maintenance", "blackouts", i, "from")
+		}
+		if pb.To, err = timeOfDay(b.To); err != nil {
+			bad(err.Error(), "maintenance", "blackouts", i, "to")
+		}
+		m.blackouts = append(m.blackouts, pb)
+	}
+	m.silenceLabels = map[string]string{}
+	for i, s := range m.SilenceMatchers {
+		ms, err := labels.ParseMatchers(s)
+		if err != nil {
+			bad(err.Error(), "maintenance", "silence_matchers", i)
+			continue
+		}
+		for _, mt := range ms {
+			if mt.Type != labels.MatchEqual {
+				bad(mt.String()+": only name=\"value\" matchers say which labels a maintenance silence must match", "maintenance", "silence_matchers", i)
+				continue
+			}
+			m.silenceLabels[mt.Name] = mt.Value
+		}
+	}
+}
+
 // Silence is an Alertmanager silence created while a run acts.
 type Silence struct {
 	Duration model.Duration `yaml:"duration"`
@@ -328,6 +430,16 @@ func (c *Config) setDefaults() {
 	g := &c.Global
 	if g.InstanceLabel == "" {
 		g.InstanceLabel = "instance"
+	}
+	m := &c.Maintenance
+	if m.Signal == "" {
+		m.Signal = `sum(rate(node_cpu_seconds_total{mode!="idle"}[5m]))`
+	}
+	if m.History == 0 {
+		m.History = model.Duration(14 * 24 * time.Hour)
+	}
+	if m.Windows == 0 {
+		m.Windows = 3
 	}
 	if len(g.Identity) == 0 {
 		if h, err := os.Hostname(); err == nil {
@@ -635,6 +747,7 @@ func (c *Config) validate(specs []action.Spec) error {
 			bad(err.Error(), name, "http_config")
 		}
 	}
+	c.validateMaintenance(bad)
 	for i, h := range c.API.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, "/@:?# \t\n") {
 			bad(fmt.Sprintf("%q: want a host name without scheme, port or path", h), "api", "allowed_hosts", i)
