@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -118,7 +121,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "healer: --storage.tsdb.retention.time: %v\n", err)
 			return 2
 		}
-		if err := app.Serve(ctx, app.Options{
+		if err := serveSignalled(ctx, app.Options{
 			ConfigFile: *configFile, WebFlags: webFlags, Logger: logger,
 			Retention: time.Duration(ret), ScrapeInterval: *scrapeInterval, RulesDir: *rulesDir, Exporter: eo,
 		}); err != nil {
@@ -226,6 +229,56 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return auditAccept(ctx, *acceptDir, *acceptStorage, *acceptKey, stdout, stderr)
 	}
 	return 2
+}
+
+// serveSignalled runs the healer server until SIGINT or SIGTERM, reloading its
+// configuration on SIGHUP.
+func serveSignalled(ctx context.Context, o app.Options) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithCancel(ctx) // ends reloadOnHangup when serveSignalled returns
+	defer cancel()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan chan error)
+	go reloadOnHangup(ctx, hup, reload, o.Logger)
+	return serveApp(ctx, o, reload)
+}
+
+// serveApp builds the server, runs it until ctx is done and closes it.
+// What fails to close is logged: the server has stopped by then.
+func serveApp(ctx context.Context, o app.Options, reload <-chan chan error) error {
+	a, err := app.New(ctx, o)
+	if err != nil {
+		return err
+	}
+	err = a.Run(ctx, reload)
+	if cerr := a.Close(); cerr != nil {
+		o.Logger.Error("close_failed", "err", cerr)
+	}
+	return err
+}
+
+// reloadOnHangup asks for a reload on each signal on hup until ctx is
+// done, and logs the reloads that fail.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, reload chan<- chan error, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		answer := make(chan error, 1)
+		select {
+		case <-ctx.Done():
+			return
+		case reload <- answer:
+		}
+		if err := <-answer; err != nil {
+			logger.Error("reload_failed", "err", err)
+		}
+	}
 }
 
 // verifyFlags are the flags of audit verify.
