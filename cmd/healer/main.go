@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -24,6 +27,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/deus-ex-machina/deus/deploy"
+	"github.com/deus-ex-machina/deus/internal/action"
 	"github.com/deus-ex-machina/deus/internal/app"
 	"github.com/deus-ex-machina/deus/internal/audit"
 	"github.com/deus-ex-machina/deus/internal/exporter"
@@ -35,67 +39,17 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run parses args and runs the subcommand they name, returning its exit
+// code: 2 when args do not parse.
 func run(args []string, stdout, stderr io.Writer) int {
+	c := &cli{stdout: stdout, stderr: stderr}
 	a := kingpin.New("healer", "Receives Alertmanager's webhooks and heals what its runbooks allow, with guards, approvals, rollback and a tamper-evident audit log.")
 	a.Version(version.Print("deus_healer"))
 	a.HelpFlag.Short('h')
 	a.UsageWriter(stderr)
 	a.ErrorWriter(stderr)
 	a.Terminate(nil)
-
-	serve := a.Command("serve", "Run the healer server (the default).").Default()
-	configFile := serve.Flag("config.file", "Healer configuration file; without one the defaults apply (dry-run off, no runbooks).").String()
-	webFlags := kingpinflag.AddFlags(serve, "127.0.0.1:9111")
-	retention := serve.Flag("storage.tsdb.retention.time", "Standalone mode (no prometheus.url): how long the embedded TSDB keeps samples.").Default("15d").String()
-	scrapeInterval := serve.Flag("standalone.scrape-interval", "Standalone mode: how often this host's vitals are collected and the rules evaluated.").Default("15s").Duration()
-	rulesDir := serve.Flag("rules.dir", "Standalone mode: a directory of *.rules.yml to evaluate instead of the shipped rules.").String()
-	eo := exporter.DefaultOptions()
-	eo.StateDir = ""
-	parsedCollectors := exporter.AddFlags(serve, &eo, "Standalone mode: ")
-	logConfig := &promslog.Config{}
-	flag.AddFlags(a, logConfig)
-
-	check := a.Command("check-config", "Check a configuration file and exit non-zero naming every problem.")
-	checkFile := check.Arg("file", "Configuration file.").Required().String()
-
-	actions := a.Command("actions", "List the actions with their tiers and parameters.")
-	actionsFile := actions.Flag("config.file", "Configuration file, for the site's commands.").String()
-
-	url := a.Flag("healer.url", "The running healer's URL, for commands that go through its API.").Default("http://127.0.0.1:9111").String()
-	tokenFile := a.Flag("api.token-file", "File with the API bearer token (api.bearer_token_file of the server).").String()
-	by := a.Flag("by", "Who is deciding, for the audit log.").Default(os.Getenv("USER")).String()
-
-	runCmd := a.Command("run", "Run one action by hand, through the server's guards and audit.")
-	runAction := runCmd.Arg("action", "Action name (see `healer actions`).").Required().String()
-	runParams := runCmd.Flag("param", "Parameter as name=value; repeatable.").Short('p').StringMap()
-	runDry := runCmd.Flag("dry-run", "Say what would be done; change nothing.").Bool()
-
-	approve := a.Command("approve", "Approve a run waiting for approval.")
-	approveID := approve.Arg("run", "Run ID.").Required().String()
-	deny := a.Command("deny", "Deny a run waiting for approval.")
-	denyID := deny.Arg("run", "Run ID.").Required().String()
-	rollback := a.Command("rollback", "Undo what a run changed.")
-	rollbackID := rollback.Arg("run", "Run ID.").Required().String()
-
-	installCmd := a.Command("install", "Set this host up: directories, /etc/deus/healer.yml, token files, systemd units and binaries; only what differs, so it can run again.")
-	installDry := installCmd.Flag("dry-run", "Print what would change; change nothing.").Bool()
-	installRoot := installCmd.Flag("root", "Install under this directory instead of /.").Default("/").String()
-	installExporter := installCmd.Flag("exporter", "The exporter binary to install as /usr/local/bin/deus-exporter (default: exporter beside this binary, if there).").String()
-
-	auditCmd := a.Command("audit", "Audit log commands.")
-	verify := auditCmd.Command("verify", "Verify the whole hash chain, against its head and with its key when given; exit 0 when it checks out, 1 naming the first bad record or mismatch, 2 when it could not be checked.")
-	var vf verifyFlags
-	verify.Arg("dir", "Audit log directory.").Default("data/audit").StringVar(&vf.dir)
-	verify.Flag("head.seq", "The chain's head as kept elsewhere: the log must hold the record with this seq (it may go on after it). With --head.hash.").Uint64Var(&vf.headSeq)
-	verify.Flag("head.hash", "The hash of the head's record.").StringVar(&vf.headHash)
-	verify.Flag("storage.path", "Read the head from the healer's database in this directory (storage.path), read-only; the healer may be running.").StringVar(&vf.storage)
-	verify.Flag("key.file", "The key of a keyed chain (audit.key_file): every keyed record's MAC is checked. Without it a keyed log fails, as its MACs cannot be checked.").StringVar(&vf.keyFile)
-	headCmd := auditCmd.Command("head", "Print the chain's head stored in the healer's database, as flags for audit verify, to keep a copy off this host.")
-	headStorage := headCmd.Flag("storage.path", "The healer's storage.path.").Default("data").String()
-	acceptCmd := auditCmd.Command("accept", "With the healer stopped, store the log's last record as the chain's head, after a mismatch was looked into: the healer acts again from its next start.")
-	acceptDir := acceptCmd.Arg("dir", "Audit log directory.").Default("data/audit").String()
-	acceptStorage := acceptCmd.Flag("storage.path", "The healer's storage.path.").Default("data").String()
-	acceptKey := acceptCmd.Flag("key.file", "The key of a keyed chain (audit.key_file).").String()
+	commands := c.commands(a)
 
 	cmd, err := a.Parse(args)
 	if err != nil {
@@ -105,127 +59,314 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd == "" { // --help or --version
 		return 0
 	}
-	logConfig.Writer = stderr
-	logger := promslog.New(logConfig)
-	ctx := context.Background()
-	api := &apiClient{url: strings.TrimSuffix(*url, "/"), tokenFile: *tokenFile, by: *by}
-
-	switch cmd {
-	case serve.FullCommand():
-		parsedCollectors()
-		ret, err := model.ParseDuration(*retention)
-		if err != nil {
-			fmt.Fprintf(stderr, "healer: --storage.tsdb.retention.time: %v\n", err)
-			return 2
-		}
-		if err := app.Serve(ctx, app.Options{
-			ConfigFile: *configFile, WebFlags: webFlags, Logger: logger,
-			Retention: time.Duration(ret), ScrapeInterval: *scrapeInterval, RulesDir: *rulesDir, Exporter: eo,
-		}); err != nil {
-			logger.Error("healer_failed", "err", err)
-			return 1
-		}
-		return 0
-	case check.FullCommand():
-		c, err := app.LoadConfig(*checkFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "%v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "%s: OK, %d runbooks\n", *checkFile, len(c.Runbooks))
-		return 0
-	case actions.FullCommand():
-		c, err := app.LoadConfig(*actionsFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "%v\n", err)
-			return 1
-		}
-		reg, err := app.Actions(c, nil, nil)
-		if err != nil {
-			fmt.Fprintf(stderr, "actions: %v\n", err)
-			return 1
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ACTION\tTIER\tREVERSIBLE\tPARAMETERS")
-		for _, s := range reg.Specs() {
-			var ps []string
-			for _, p := range s.Params {
-				d := p.Name + ":" + string(p.Type)
-				if p.Required {
-					d += "!"
-				}
-				if p.Default != "" {
-					d += "=" + p.Default
-				}
-				if len(p.Enum) > 0 {
-					d += "{" + strings.Join(p.Enum, "|") + "}"
-				}
-				ps = append(ps, d)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", s.Name, s.Tier, s.Reversible, strings.Join(ps, " "))
-		}
-		tw.Flush()
-		return 0
-	case runCmd.FullCommand():
-		return api.do(stdout, stderr, http.MethodPost, "/api/v1/actions/"+*runAction+"/run",
-			map[string]any{"params": *runParams, "dry_run": *runDry, "by": *by})
-	case approve.FullCommand():
-		return api.do(stdout, stderr, http.MethodPost, "/api/v1/runs/"+*approveID+"/approve", map[string]string{"by": *by})
-	case deny.FullCommand():
-		return api.do(stdout, stderr, http.MethodPost, "/api/v1/runs/"+*denyID+"/deny", map[string]string{"by": *by})
-	case rollback.FullCommand():
-		return api.do(stdout, stderr, http.MethodPost, "/api/v1/runs/"+*rollbackID+"/rollback", map[string]string{"by": *by})
-	case installCmd.FullCommand():
-		self, err := os.Executable()
-		if err != nil {
-			fmt.Fprintf(stderr, "healer install: %v\n", err)
-			return 1
-		}
-		exp := *installExporter
-		if exp == "" {
-			if p := filepath.Join(filepath.Dir(self), "exporter"); fileExists(p) {
-				exp = p
-			}
-		}
-		changes, err := install.Plan(install.Options{Root: *installRoot, Files: deploy.Files, Healer: self, Exporter: exp})
-		if err != nil {
-			fmt.Fprintf(stderr, "healer install: %v\n", err)
-			return 1
-		}
-		for _, c := range changes {
-			prefix := ""
-			if *installDry {
-				prefix = "would "
-			}
-			fmt.Fprintln(stdout, prefix+c.String())
-		}
-		if *installDry {
-			return 0
-		}
-		if err := install.Apply(changes); err != nil {
-			fmt.Fprintf(stderr, "healer install: %v\n", err)
-			return 1
-		}
-		fmt.Fprint(stdout, install.Summary(changes))
-		return 0
-	case verify.FullCommand():
-		return auditVerify(ctx, vf, stdout, stderr)
-	case headCmd.FullCommand():
-		seq, hash, ok, err := store.ReadAuditHead(ctx, *headStorage)
-		if err != nil {
-			fmt.Fprintf(stderr, "audit head: %v\n", err)
-			return 2
-		}
-		if !ok {
-			fmt.Fprintf(stderr, "audit head: no head is stored in %s\n", *headStorage)
-			return 1
-		}
-		fmt.Fprintf(stdout, "--head.seq=%d --head.hash=%s\n", seq, hash)
-		return 0
-	case acceptCmd.FullCommand():
-		return auditAccept(ctx, *acceptDir, *acceptStorage, *acceptKey, stdout, stderr)
+	runCmd, ok := commands[cmd]
+	if !ok {
+		return 2
 	}
-	return 2
+	return runCmd(context.Background())
+}
+
+// cli is what every subcommand shares: where it writes, and the flags
+// given before it.
+type cli struct {
+	stdout, stderr io.Writer
+	logConfig      promslog.Config
+	// The running healer, for the commands that go through its API.
+	url, tokenFile, by string
+}
+
+// commands registers every subcommand with its flags, in the order of
+// the help, and returns what runs each, by its full name.
+func (c *cli) commands(a *kingpin.Application) map[string]func(context.Context) int {
+	commands := map[string]func(context.Context) int{}
+	add := func(cmd *kingpin.CmdClause, run func(context.Context) int) { commands[cmd.FullCommand()] = run }
+	add(c.serveCommand(a))
+	flag.AddFlags(a, &c.logConfig)
+	add(c.checkConfigCommand(a))
+	add(c.actionsCommand(a))
+	a.Flag("healer.url", "The running healer's URL, for commands that go through its API.").Default("http://127.0.0.1:9111").StringVar(&c.url)
+	a.Flag("api.token-file", "File with the API bearer token (api.bearer_token_file of the server).").StringVar(&c.tokenFile)
+	a.Flag("by", "Who is deciding, for the audit log.").Default(os.Getenv("USER")).StringVar(&c.by)
+	add(c.runCommand(a))
+	add(c.decideCommand(a, "approve", "Approve a run waiting for approval."))
+	add(c.decideCommand(a, "deny", "Deny a run waiting for approval."))
+	add(c.decideCommand(a, "rollback", "Undo what a run changed."))
+	add(c.installCommand(a))
+	auditCmd := a.Command("audit", "Audit log commands.")
+	add(c.auditVerifyCommand(auditCmd))
+	add(c.auditHeadCommand(auditCmd))
+	add(c.auditAcceptCommand(auditCmd))
+	return commands
+}
+
+// serveFlags are the flags of serve.
+type serveFlags struct {
+	o          app.Options
+	retention  string
+	collectors func() // applies the --collector.* flags once parsed
+}
+
+func (c *cli) serveCommand(a *kingpin.Application) (*kingpin.CmdClause, func(context.Context) int) {
+	cmd := a.Command("serve", "Run the healer server (the default).").Default()
+	f := &serveFlags{}
+	cmd.Flag("config.file", "Healer configuration file; without one the defaults apply (dry-run off, no runbooks).").StringVar(&f.o.ConfigFile)
+	f.o.WebFlags = kingpinflag.AddFlags(cmd, "127.0.0.1:9111")
+	cmd.Flag("storage.tsdb.retention.time", "Standalone mode (no prometheus.url): how long the embedded TSDB keeps samples.").Default("15d").StringVar(&f.retention)
+	cmd.Flag("standalone.scrape-interval", "Standalone mode: how often this host's vitals are collected and the rules evaluated.").Default("15s").DurationVar(&f.o.ScrapeInterval)
+	cmd.Flag("rules.dir", "Standalone mode: a directory of *.rules.yml to evaluate instead of the shipped rules.").StringVar(&f.o.RulesDir)
+	f.o.Exporter = exporter.DefaultOptions()
+	f.o.Exporter.StateDir = ""
+	f.collectors = exporter.AddFlags(cmd, &f.o.Exporter, "Standalone mode: ")
+	return cmd, func(ctx context.Context) int { return c.serve(ctx, f) }
+}
+
+// serve runs the healer server until SIGINT or SIGTERM, reloading its
+// configuration on SIGHUP.
+func (c *cli) serve(ctx context.Context, f *serveFlags) int {
+	f.collectors()
+	ret, err := model.ParseDuration(f.retention)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "healer: --storage.tsdb.retention.time: %v\n", err)
+		return 2
+	}
+	f.o.Retention = time.Duration(ret)
+	c.logConfig.Writer = c.stderr
+	f.o.Logger = promslog.New(&c.logConfig)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithCancel(ctx) // ends reloadOnHangup when serve returns
+	defer cancel()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan chan error)
+	go reloadOnHangup(ctx, hup, reload, f.o.Logger)
+
+	if err := serveApp(ctx, f.o, reload); err != nil {
+		f.o.Logger.Error("healer_failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serveApp builds the server, runs it until ctx is done and closes it.
+// What fails to close is logged: the server has stopped by then.
+func serveApp(ctx context.Context, o app.Options, reload <-chan chan error) error {
+	a, err := app.New(ctx, o)
+	if err != nil {
+		return err
+	}
+	err = a.Run(ctx, reload)
+	if cerr := a.Close(); cerr != nil {
+		o.Logger.Error("close_failed", "err", cerr)
+	}
+	return err
+}
+
+// reloadOnHangup asks for a reload on each signal on hup until ctx is
+// done, and logs the reloads that fail.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, reload chan<- chan error, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		answer := make(chan error, 1)
+		select {
+		case <-ctx.Done():
+			return
+		case reload <- answer:
+		}
+		if err := <-answer; err != nil {
+			logger.Error("reload_failed", "err", err)
+		}
+	}
+}
+
+func (c *cli) checkConfigCommand(a *kingpin.Application) (*kingpin.CmdClause, func(context.Context) int) {
+	cmd := a.Command("check-config", "Check a configuration file and exit non-zero naming every problem.")
+	file := cmd.Arg("file", "Configuration file.").Required().String()
+	return cmd, func(context.Context) int { return c.checkConfig(*file) }
+}
+
+// checkConfig loads file and says whether it is valid.
+func (c *cli) checkConfig(file string) int {
+	cfg, err := app.LoadConfig(file)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "%v\n", err)
+		return 1
+	}
+	fmt.Fprintf(c.stdout, "%s: OK, %d runbooks\n", file, len(cfg.Runbooks))
+	return 0
+}
+
+func (c *cli) actionsCommand(a *kingpin.Application) (*kingpin.CmdClause, func(context.Context) int) {
+	cmd := a.Command("actions", "List the actions with their tiers and parameters.")
+	file := cmd.Flag("config.file", "Configuration file, for the site's commands.").String()
+	return cmd, func(context.Context) int { return c.listActions(*file) }
+}
+
+// listActions prints a table of the actions the configuration at file
+// makes available.
+func (c *cli) listActions(file string) int {
+	cfg, err := app.LoadConfig(file)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "%v\n", err)
+		return 1
+	}
+	reg, err := app.Actions(cfg, nil, nil)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "actions: %v\n", err)
+		return 1
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTION\tTIER\tREVERSIBLE\tPARAMETERS")
+	for _, s := range reg.Specs() {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", s.Name, s.Tier, s.Reversible, paramsOf(s))
+	}
+	tw.Flush()
+	return 0
+}
+
+// paramsOf describes an action's parameters: name:type, ! when required,
+// =default and {the|allowed|values}.
+func paramsOf(s action.Spec) string {
+	var ps []string
+	for _, p := range s.Params {
+		d := p.Name + ":" + string(p.Type)
+		if p.Required {
+			d += "!"
+		}
+		if p.Default != "" {
+			d += "=" + p.Default
+		}
+		if len(p.Enum) > 0 {
+			d += "{" + strings.Join(p.Enum, "|") + "}"
+		}
+		ps = append(ps, d)
+	}
+	return strings.Join(ps, " ")
+}
+
+func (c *cli) runCommand(a *kingpin.Application) (*kingpin.CmdClause, func(context.Context) int) {
+	cmd := a.Command("run", "Run one action by hand, through the server's guards and audit.")
+	name := cmd.Arg("action", "Action name (see `healer actions`).").Required().String()
+	params := cmd.Flag("param", "Parameter as name=value; repeatable.").Short('p').StringMap()
+	dry := cmd.Flag("dry-run", "Say what would be done; change nothing.").Bool()
+	return cmd, func(context.Context) int {
+		return c.api().do(c.stdout, c.stderr, http.MethodPost, "/api/v1/actions/"+*name+"/run",
+			map[string]any{"params": *params, "dry_run": *dry, "by": c.by})
+	}
+}
+
+// decideCommand is approve, deny or rollback: the decision, named by the
+// command, on a run, through the API.
+func (c *cli) decideCommand(a *kingpin.Application, decision, help string) (*kingpin.CmdClause, func(context.Context) int) {
+	cmd := a.Command(decision, help)
+	id := cmd.Arg("run", "Run ID.").Required().String()
+	return cmd, func(context.Context) int {
+		return c.api().do(c.stdout, c.stderr, http.MethodPost, "/api/v1/runs/"+*id+"/"+decision, map[string]string{"by": c.by})
+	}
+}
+
+// installFlags are the flags of install.
+type installFlags struct {
+	dry            bool
+	root, exporter string
+}
+
+func (c *cli) installCommand(a *kingpin.Application) (*kingpin.CmdClause, func(context.Context) int) {
+	cmd := a.Command("install", "Set this host up: directories, /etc/deus/healer.yml, token files, systemd units and binaries; only what differs, so it can run again.")
+	var f installFlags
+	cmd.Flag("dry-run", "Print what would change; change nothing.").BoolVar(&f.dry)
+	cmd.Flag("root", "Install under this directory instead of /.").Default("/").StringVar(&f.root)
+	cmd.Flag("exporter", "The exporter binary to install as /usr/local/bin/deus-exporter (default: exporter beside this binary, if there).").StringVar(&f.exporter)
+	return cmd, func(context.Context) int { return c.install(f) }
+}
+
+// install plans the changes that set this host up, prints them, and
+// applies them unless it is a dry run.
+func (c *cli) install(f installFlags) int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(c.stderr, "healer install: %v\n", err)
+		return 1
+	}
+	exp := f.exporter
+	if exp == "" {
+		if p := filepath.Join(filepath.Dir(self), "exporter"); fileExists(p) {
+			exp = p
+		}
+	}
+	changes, err := install.Plan(install.Options{Root: f.root, Files: deploy.Files, Healer: self, Exporter: exp})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "healer install: %v\n", err)
+		return 1
+	}
+	prefix := ""
+	if f.dry {
+		prefix = "would "
+	}
+	for _, ch := range changes {
+		fmt.Fprintln(c.stdout, prefix+ch.String())
+	}
+	if f.dry {
+		return 0
+	}
+	if err := install.Apply(changes); err != nil {
+		fmt.Fprintf(c.stderr, "healer install: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(c.stdout, install.Summary(changes))
+	return 0
+}
+
+func (c *cli) auditVerifyCommand(auditCmd *kingpin.CmdClause) (*kingpin.CmdClause, func(context.Context) int) {
+	cmd := auditCmd.Command("verify", "Verify the whole hash chain, against its head and with its key when given; exit 0 when it checks out, 1 naming the first bad record or mismatch, 2 when it could not be checked.")
+	var f verifyFlags
+	cmd.Arg("dir", "Audit log directory.").Default("data/audit").StringVar(&f.dir)
+	cmd.Flag("head.seq", "The chain's head as kept elsewhere: the log must hold the record with this seq (it may go on after it). With --head.hash.").Uint64Var(&f.headSeq)
+	cmd.Flag("head.hash", "The hash of the head's record.").StringVar(&f.headHash)
+	cmd.Flag("storage.path", "Read the head from the healer's database in this directory (storage.path), read-only; the healer may be running.").StringVar(&f.storage)
+	cmd.Flag("key.file", "The key of a keyed chain (audit.key_file): every keyed record's MAC is checked. Without it a keyed log fails, as its MACs cannot be checked.").StringVar(&f.keyFile)
+	return cmd, func(ctx context.Context) int { return auditVerify(ctx, f, c.stdout, c.stderr) }
+}
+
+func (c *cli) auditHeadCommand(auditCmd *kingpin.CmdClause) (*kingpin.CmdClause, func(context.Context) int) {
+	cmd := auditCmd.Command("head", "Print the chain's head stored in the healer's database, as flags for audit verify, to keep a copy off this host.")
+	storage := cmd.Flag("storage.path", "The healer's storage.path.").Default("data").String()
+	return cmd, func(ctx context.Context) int { return c.auditHead(ctx, *storage) }
+}
+
+// auditHead prints the head stored in the database in storage as flags
+// for audit verify: exit 1 when none is stored, 2 when it cannot be read.
+func (c *cli) auditHead(ctx context.Context, storage string) int {
+	seq, hash, ok, err := store.ReadAuditHead(ctx, storage)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "audit head: %v\n", err)
+		return 2
+	}
+	if !ok {
+		fmt.Fprintf(c.stderr, "audit head: no head is stored in %s\n", storage)
+		return 1
+	}
+	fmt.Fprintf(c.stdout, "--head.seq=%d --head.hash=%s\n", seq, hash)
+	return 0
+}
+
+func (c *cli) auditAcceptCommand(auditCmd *kingpin.CmdClause) (*kingpin.CmdClause, func(context.Context) int) {
+	cmd := auditCmd.Command("accept", "With the healer stopped, store the log's last record as the chain's head, after a mismatch was looked into: the healer acts again from its next start.")
+	dir := cmd.Arg("dir", "Audit log directory.").Default("data/audit").String()
+	storage := cmd.Flag("storage.path", "The healer's storage.path.").Default("data").String()
+	key := cmd.Flag("key.file", "The key of a keyed chain (audit.key_file).").String()
+	return cmd, func(ctx context.Context) int { return auditAccept(ctx, *dir, *storage, *key, c.stdout, c.stderr) }
+}
+
+// api is the client of the running healer's API the flags name.
+func (c *cli) api() *apiClient {
+	return &apiClient{url: strings.TrimSuffix(c.url, "/"), tokenFile: c.tokenFile}
 }
 
 // verifyFlags are the flags of audit verify.
@@ -242,31 +383,9 @@ func auditVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "audit verify %s: "+format+"\n", append([]any{f.dir}, args...)...)
 		return code
 	}
-	var o audit.VerifyOptions
-	headFrom := ""
-	switch {
-	case f.storage != "" && (f.headHash != "" || f.headSeq != 0):
-		return fail(2, "give the head either with --storage.path or with --head.seq and --head.hash")
-	case f.storage != "":
-		seq, hash, ok, err := store.ReadAuditHead(ctx, f.storage)
-		if err != nil {
-			return fail(2, "read the head: %v", err)
-		}
-		if !ok {
-			return fail(1, "no head is stored in %s: records cut from the end of the log could not be told", f.storage)
-		}
-		o.Anchor, headFrom = &audit.Anchor{Seq: seq, Hash: hash}, "the database in "+f.storage
-	case f.headHash != "":
-		o.Anchor, headFrom = &audit.Anchor{Seq: f.headSeq, Hash: f.headHash}, "--head.seq and --head.hash"
-	case f.headSeq != 0:
-		return fail(2, "--head.seq needs --head.hash")
-	}
-	if f.keyFile != "" {
-		key, err := audit.ReadKeyFile(f.keyFile)
-		if err != nil {
-			return fail(2, "%v", err)
-		}
-		o.Key = key
+	o, headFrom, code, err := verifyOptions(ctx, f)
+	if err != nil {
+		return fail(code, "%v", err)
 	}
 	rep, err := audit.VerifyWith(f.dir, o)
 	var verr *audit.VerifyError
@@ -279,8 +398,45 @@ func auditVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) i
 	if err != nil {
 		return fail(2, "%v", err)
 	}
+	printVerified(stdout, f.dir, o, headFrom, rep)
+	return 0
+}
+
+// verifyOptions are the head and key audit verify checks against, and
+// where the head came from; or why they cannot be had, with the exit code
+// that says so.
+func verifyOptions(ctx context.Context, f verifyFlags) (o audit.VerifyOptions, headFrom string, code int, err error) {
+	switch {
+	case f.storage != "" && (f.headHash != "" || f.headSeq != 0):
+		return o, "", 2, errors.New("give the head either with --storage.path or with --head.seq and --head.hash")
+	case f.storage != "":
+		seq, hash, ok, err := store.ReadAuditHead(ctx, f.storage)
+		if err != nil {
+			return o, "", 2, fmt.Errorf("read the head: %w", err)
+		}
+		if !ok {
+			return o, "", 1, fmt.Errorf("no head is stored in %s: records cut from the end of the log could not be told", f.storage)
+		}
+		o.Anchor, headFrom = &audit.Anchor{Seq: seq, Hash: hash}, "the database in "+f.storage
+	case f.headHash != "":
+		o.Anchor, headFrom = &audit.Anchor{Seq: f.headSeq, Hash: f.headHash}, "--head.seq and --head.hash"
+	case f.headSeq != 0:
+		return o, "", 2, errors.New("--head.seq needs --head.hash")
+	}
+	if f.keyFile != "" {
+		key, err := audit.ReadKeyFile(f.keyFile)
+		if err != nil {
+			return o, "", 2, err
+		}
+		o.Key = key
+	}
+	return o, headFrom, 0, nil
+}
+
+// printVerified says what audit verify checked of the log in dir.
+func printVerified(stdout io.Writer, dir string, o audit.VerifyOptions, headFrom string, rep audit.Report) {
 	fmt.Fprintf(stdout, "audit verify %s: OK: %d records in %d files, seq %d to %d, last hash %s\n",
-		f.dir, rep.Records, rep.Files, rep.FirstSeq, rep.LastSeq, rep.LastHash)
+		dir, rep.Records, rep.Files, rep.FirstSeq, rep.LastSeq, rep.LastHash)
 	switch {
 	case o.Anchor != nil:
 		fmt.Fprintf(stdout, "  head: seq %d with hash %s (from %s) is in the log; %d records after it\n", o.Anchor.Seq, o.Anchor.Hash, headFrom, rep.PastAnchor)
@@ -298,7 +454,6 @@ func auditVerify(ctx context.Context, f verifyFlags, stdout, stderr io.Writer) i
 	if rep.Recovered+rep.Pruned > 0 {
 		fmt.Fprintf(stdout, "  %d crashes recovered, %d files pruned\n", rep.Recovered, rep.Pruned)
 	}
-	return 0
 }
 
 // auditAccept runs audit accept: it verifies the log alone (with its key),
@@ -340,8 +495,9 @@ func auditAccept(ctx context.Context, dir, storage, keyFile string, stdout, stde
 	return 0
 }
 
+// apiClient calls the running healer's API.
 type apiClient struct {
-	url, tokenFile, by string
+	url, tokenFile string
 }
 
 func (c *apiClient) do(stdout, stderr io.Writer, method, path string, body any) int {

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
@@ -138,5 +141,33 @@ func TestAuditVerifyUsage(t *testing.T) {
 		if code, out := runCLI(t, append([]string{"audit", "verify", dir}, args...)...); code != 2 {
 			t.Errorf("verify with %s: exit %d, want 2\n%s", name, code, out)
 		}
+	}
+}
+
+func TestEachHangupAsksForAReloadAndAFailedOneIsLogged(t *testing.T) {
+	t.Parallel()
+	var log bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&log, nil))
+	ctx, cancel := context.WithCancel(t.Context())
+	hup := make(chan os.Signal, 1)
+	reload := make(chan chan error)
+	done := make(chan struct{})
+	go func() {
+		reloadOnHangup(ctx, hup, reload, logger)
+		close(done)
+	}()
+	// reloadOnHangup logs an answer before it waits for the next signal,
+	// so the second request comes after the first answer was logged.
+	for _, answer := range []error{errors.New("changing storage needs a restart"), nil} {
+		hup <- syscall.SIGHUP
+		(<-reload) <- answer
+	}
+	cancel()
+	<-done
+	if got := strings.Count(log.String(), "msg=reload_failed"); got != 1 {
+		t.Errorf("reload_failed logged %d times; want once, for the failed reload\n%s", got, log.String())
+	}
+	if !strings.Contains(log.String(), "changing storage needs a restart") {
+		t.Errorf("the log does not say why the reload failed:\n%s", log.String())
 	}
 }

@@ -43,3 +43,28 @@ func TestFloorsNeverImportTheWiring(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyTheCommandsHandleSignals keeps os/signal out of internal/: the
+// commands turn signals into a cancelled context and reload requests, so
+// that nothing below them stops or reloads behind their back.
+func TestOnlyTheCommandsHandleSignals(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./internal/...")
+	cmd.Dir = testenv.RepoRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list ./internal/...: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < len(floors) {
+		t.Fatalf("go list ./internal/... listed %d packages; want at least the %d floors", len(lines), len(floors))
+	}
+	for _, line := range lines {
+		fields := strings.Fields(line)
+		for _, imp := range fields[1:] {
+			if imp == "os/signal" {
+				t.Errorf("%s imports os/signal; only cmd/ handles signals", fields[0])
+			}
+		}
+	}
+}
