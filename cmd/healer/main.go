@@ -48,15 +48,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	a.HelpFlag.Short('h')
 	a.UsageWriter(stderr)
 	a.ErrorWriter(stderr)
-	a.Terminate(nil)
+	// --help, --help-long and --version print and end the command line:
+	// kingpin would go on to the default command (serve).
+	terminated := -1
+	a.Terminate(func(code int) { terminated = code })
 	commands := c.commands(a)
 
 	cmd, err := a.Parse(args)
+	if terminated >= 0 {
+		return terminated
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "healer: %v\n", err)
 		return 2
 	}
-	if cmd == "" { // --help or --version
+	if cmd == "" {
 		return 0
 	}
 	runCmd, ok := commands[cmd]

@@ -171,3 +171,15 @@ func TestEachHangupAsksForAReloadAndAFailedOneIsLogged(t *testing.T) {
 		t.Errorf("the log does not say why the reload failed:\n%s", log.String())
 	}
 }
+
+// --version and --help print and end: kingpin would otherwise go on to the
+// default command and start a server.
+func TestVersionAndHelpDoNotStartTheServer(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--version"}, {"--help"}, {"--help-long"}} {
+		code, out := runCLI(t, args...)
+		if code != 0 || strings.Contains(out, "healer_started") || strings.Contains(out, "retention.time") {
+			t.Errorf("healer %s: exit %d, output %q; want 0 and no server", args[0], code, out)
+		}
+	}
+}
