@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-openapi/strfmt"
 	"github.com/prometheus/alertmanager/api/v2/models"
+	amlabels "github.com/prometheus/alertmanager/pkg/labels"
 	promconfig "github.com/prometheus/common/config"
 )
 
@@ -156,4 +157,58 @@ func (c *Client) Silenced(ctx context.Context, fingerprint string, labels map[st
 		}
 	}
 	return false, nil
+}
+
+// ActiveSilence returns an active silence all of whose matchers match
+// labels ("" when none), as "ID by CREATOR: COMMENT": a silence a person
+// made to declare a maintenance freeze.
+func (c *Client) ActiveSilence(ctx context.Context, labels map[string]string) (string, error) {
+	var silences models.GettableSilences
+	if err := c.do(ctx, http.MethodGet, "/silences", nil, nil, &silences); err != nil {
+		return "", err
+	}
+	for _, s := range silences {
+		if s.Status == nil || s.Status.State == nil || *s.Status.State != models.SilenceStatusStateActive || len(s.Matchers) == 0 {
+			continue
+		}
+		if matchesAll(s.Matchers, labels) {
+			id, by, comment := deref(s.ID), deref(s.CreatedBy), deref(s.Comment)
+			return fmt.Sprintf("%s by %s: %s", id, by, comment), nil
+		}
+	}
+	return "", nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// matchesAll reports whether every matcher matches labels, with
+// Alertmanager's semantics (a missing label is the empty string).
+func matchesAll(ms models.Matchers, ls map[string]string) bool {
+	for _, m := range ms {
+		if m.Name == nil || m.Value == nil {
+			return false
+		}
+		equal := m.IsEqual == nil || *m.IsEqual
+		var t amlabels.MatchType
+		switch regex := m.IsRegex != nil && *m.IsRegex; {
+		case regex && equal:
+			t = amlabels.MatchRegexp
+		case regex:
+			t = amlabels.MatchNotRegexp
+		case equal:
+			t = amlabels.MatchEqual
+		default:
+			t = amlabels.MatchNotEqual
+		}
+		mt, err := amlabels.NewMatcher(t, *m.Name, *m.Value)
+		if err != nil || !mt.Matches(ls[*m.Name]) {
+			return false
+		}
+	}
+	return true
 }

@@ -46,6 +46,7 @@ const (
 	KindRequested   Kind = "requested"   // a person asked for a run by hand
 	KindSilenced    Kind = "silenced"    // an Alertmanager silence was created for the time a run acts
 	KindInterrupted Kind = "interrupted" // the healer stopped while a run acted; whether it is re-planned
+	KindScheduled   Kind = "scheduled"   // a run deferred to a maintenance window became due
 )
 
 // Kinds written by the log itself. Append refuses them so that only the log

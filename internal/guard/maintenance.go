@@ -169,8 +169,10 @@ func Maintenance(m MaintenanceFacts, now time.Time) Decision {
 	for i, s := range m.Slots {
 		names[i] = s.String()
 	}
-	return Decision{Verdict: Defer, Guard: "maintenance", Until: start,
-		Reason: fmt.Sprintf("outside the maintenance windows (%s UTC, the quietest hours of the week); the next opens %s", strings.Join(names, ", "), start.Format(time.RFC3339))}
+	return Decision{
+		Verdict: Defer, Guard: "maintenance", Until: start,
+		Reason: fmt.Sprintf("outside the maintenance windows (%s UTC, the quietest hours of the week); the next opens %s", strings.Join(names, ", "), start.Format(time.RFC3339)),
+	}
 }
 
 // blackoutEnd is the first time after now that no blackout holds, looked

@@ -132,6 +132,7 @@ func (h *Healer) policy(rb *config.Runbook) guard.Policy {
 		return p
 	}
 	p.Cooldown = time.Duration(rb.Cooldown)
+	p.Maintenance = rb.Maintenance
 	if rb.RateLimit != nil {
 		p.RateMax, p.RateWindow = rb.RateLimit.Max, time.Duration(rb.RateLimit.Window)
 	}
@@ -178,6 +179,9 @@ func (h *Healer) guard(ctx context.Context, run store.Run, rb *config.Runbook, a
 			return guard.Decision{Verdict: guard.Skip, Guard: "silenced", Reason: "could not ask Alertmanager about silences: " + err.Error()}, nil
 		}
 		f.Silenced = s
+	}
+	if p.Maintenance {
+		f.Maintenance = h.maintenanceFacts(ctx, run, now)
 	}
 	if p.HasGate {
 		ok, _, err := query.Holds(ctx, h.opts.Querier, rb.BlastRadius.Gate, "nonempty", now)

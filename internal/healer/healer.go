@@ -45,6 +45,9 @@ type Alertmanager interface {
 	Silence(ctx context.Context, labels map[string]string, d time.Duration, comment string, now time.Time) (string, error)
 	Expire(ctx context.Context, id string) error
 	Silenced(ctx context.Context, fingerprint string, labels map[string]string) (bool, error)
+	// ActiveSilence names an active silence whose matchers all match
+	// labels ("" for none): a maintenance freeze.
+	ActiveSilence(ctx context.Context, labels map[string]string) (string, error)
 }
 
 // Options are the healer's dependencies.
@@ -93,6 +96,8 @@ type Healer struct {
 
 	freshMu sync.Mutex
 	fresh   map[string]store.StoredAlert
+
+	windows maintenancePlan
 
 	mu         sync.Mutex
 	active     map[string]bool // runs being executed by this process
@@ -281,6 +286,9 @@ func (h *Healer) Run(ctx context.Context) error {
 		}
 		if err := h.expireApprovals(ctx); err != nil && ctx.Err() == nil {
 			h.logger.Error("expire_approvals_failed", "err", err)
+		}
+		if err := h.releaseScheduled(ctx); err != nil && ctx.Err() == nil {
+			h.logger.Error("release_scheduled_failed", "err", err)
 		}
 		if err := h.resume(ctx); err != nil && ctx.Err() == nil {
 			h.logger.Error("resume_failed", "err", err)

@@ -76,6 +76,7 @@ func (f *fakeAction) count() (runs, rollbacks int) {
 // the clock on each query so that verifications run out of time.
 type fakeQuerier struct {
 	mu      sync.Mutex
+	load    func(time.Time) float64 // the history QueryRange answers with
 	answer  bool
 	clock   *clock
 	step    time.Duration
@@ -97,10 +98,25 @@ func (q *fakeQuerier) Query(_ context.Context, expr string, _ time.Time) (model.
 
 func (q *fakeQuerier) set(v bool) { q.mu.Lock(); q.answer = v; q.mu.Unlock() }
 
+// QueryRange answers with q.load, sampled from start to end.
+func (q *fakeQuerier) QueryRange(_ context.Context, _ string, start, end time.Time, step time.Duration) (model.Matrix, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.load == nil {
+		return nil, nil
+	}
+	ss := &model.SampleStream{Metric: model.Metric{"instance": "x"}}
+	for t := start; !t.After(end); t = t.Add(step) {
+		ss.Values = append(ss.Values, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: model.SampleValue(q.load(t))})
+	}
+	return model.Matrix{ss}, nil
+}
+
 type fakeAM struct {
 	mu          sync.Mutex
 	escalations []map[string]string
 	silenced    bool
+	freeze      string // an active maintenance silence
 }
 
 func (a *fakeAM) Escalate(_ context.Context, labels, ann map[string]string, _ time.Time) error {
@@ -119,6 +135,12 @@ func (a *fakeAM) Silence(context.Context, map[string]string, time.Duration, stri
 	return "s1", nil
 }
 func (a *fakeAM) Expire(context.Context, string) error { return nil }
+func (a *fakeAM) ActiveSilence(context.Context, map[string]string) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.freeze, nil
+}
+
 func (a *fakeAM) Silenced(context.Context, string, map[string]string) (bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

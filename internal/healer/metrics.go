@@ -79,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.received.WithLabelValues(string(s), "webhook")
 	}
 	m.duplicates.WithLabelValues("webhook")
-	for _, g := range []string{"silenced", "circuit_breaker", "cooldown", "rate_limit", "blast_radius", "gate"} {
+	for _, g := range []string{"silenced", "circuit_breaker", "cooldown", "rate_limit", "blast_radius", "gate", "maintenance"} {
 		m.guarded.WithLabelValues(g)
 	}
 	return m

@@ -146,6 +146,13 @@ func (s guards) Exec(ctx context.Context, f *flow) (Verdict, error) {
 		return Stop, err
 	}
 	f.decision = d
+	if d.Verdict == guard.Defer {
+		// Not now: the run waits, and says until when.
+		h.opts.Metrics.guarded.WithLabelValues(d.Guard).Inc()
+		err = h.transition(ctx, f, store.RunScheduled, guardedRecord(d), store.Update{Reason: d.Reason, ExpiresAt: d.Until})
+		f.release()
+		return Stop, err
+	}
 	if d.Verdict != guard.Skip {
 		return Next, nil
 	}

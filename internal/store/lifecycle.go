@@ -25,21 +25,25 @@ const (
 	RunInterrupted RunState = "interrupted"  // the healer stopped while it ran
 	RunDryRun      RunState = "dry_run"      // what it would have done, recorded
 	RunRollingBack RunState = "rolling_back" // being rolled back by hand
+	RunScheduled   RunState = "scheduled"    // waiting for a maintenance window until ExpiresAt
 )
 
 // RunStates are every run state, in the order of a run's life.
 var RunStates = []RunState{
 	RunPending, RunWaiting, RunApproved, RunRunning, RunSucceeded, RunFailed, RunRolledBack, RunSkipped,
-	RunDenied, RunExpired, RunCancelled, RunInterrupted, RunDryRun, RunRollingBack,
+	RunDenied, RunExpired, RunCancelled, RunInterrupted, RunDryRun, RunRollingBack, RunScheduled,
 }
 
 // transitions are the moves a run may make, from each state to the states
 // it may become; UpdateRun and Interrupt refuse every other.
 var transitions = map[RunState][]RunState{
-	RunPending:  {RunWaiting, RunRunning, RunSkipped, RunCancelled},
+	RunPending:  {RunWaiting, RunScheduled, RunRunning, RunSkipped, RunCancelled},
 	RunWaiting:  {RunApproved, RunDenied, RunExpired, RunCancelled},
-	RunApproved: {RunRunning, RunSkipped, RunCancelled},
-	RunRunning:  {RunSucceeded, RunFailed, RunRolledBack, RunDryRun, RunInterrupted},
+	RunApproved: {RunScheduled, RunRunning, RunSkipped, RunCancelled},
+	// A scheduled run goes back to where it was when its window opens: an
+	// approved one stays approved.
+	RunScheduled: {RunPending, RunApproved, RunCancelled},
+	RunRunning:   {RunSucceeded, RunFailed, RunRolledBack, RunDryRun, RunInterrupted},
 	// A finished run is rolled back by hand; a rollback that undid nothing
 	// returns it to where it was.
 	RunSucceeded:   {RunRollingBack},
@@ -58,7 +62,7 @@ func CanTransition(from, to RunState) bool { return slices.Contains(transitions[
 // rollback by hand).
 func (s RunState) Final() bool {
 	switch s {
-	case RunPending, RunWaiting, RunApproved, RunRunning, RunRollingBack:
+	case RunPending, RunWaiting, RunApproved, RunRunning, RunRollingBack, RunScheduled:
 		return false
 	}
 	return true
