@@ -97,6 +97,7 @@ func (c *cli) commands(a *kingpin.Application) map[string]func(context.Context) 
 	add(c.decideCommand(a, "approve", "Approve a run waiting for approval."))
 	add(c.decideCommand(a, "deny", "Deny a run waiting for approval."))
 	add(c.decideCommand(a, "rollback", "Undo what a run changed."))
+	add(c.scheduleCommand(a))
 	add(c.installCommand(a))
 	auditCmd := a.Command("audit", "Audit log commands.")
 	add(c.auditVerifyCommand(auditCmd))
@@ -275,6 +276,52 @@ func (c *cli) decideCommand(a *kingpin.Application, decision, help string) (*kin
 	return cmd, func(context.Context) int {
 		return c.api().do(c.stdout, c.stderr, http.MethodPost, "/api/v1/runs/"+*id+"/"+decision, map[string]string{"by": c.by})
 	}
+}
+
+func (c *cli) scheduleCommand(a *kingpin.Application) (*kingpin.CmdClause, func(context.Context) int) {
+	cmd := a.Command("schedule", "Show the maintenance windows of the coming week (the quietest hours by the load signal) and why each was chosen.")
+	output := cmd.Flag("output", "text or json.").Default("text").Enum("text", "json")
+	return cmd, func(context.Context) int {
+		if *output == "json" {
+			return c.api().do(c.stdout, c.stderr, http.MethodGet, "/api/v1/schedule", nil)
+		}
+		var buf bytes.Buffer
+		if code := c.api().do(&buf, c.stderr, http.MethodGet, "/api/v1/schedule", nil); code != 0 {
+			return code
+		}
+		return printSchedule(c.stdout, c.stderr, buf.Bytes())
+	}
+}
+
+// printSchedule writes a schedule as the human reads it.
+func printSchedule(stdout, stderr io.Writer, b []byte) int {
+	var s struct {
+		Signal, History, Unknown string
+		Blackouts, Runbooks      []string
+		Windows                  []struct {
+			Start, End time.Time
+			Load       float64
+			Why        string
+		}
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		fmt.Fprintf(stderr, "healer: schedule: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "Maintenance windows for the coming week, by %s over the last %s:\n", s.Signal, s.History)
+	if s.Unknown != "" {
+		fmt.Fprintf(stdout, "  none known: %s\n", s.Unknown)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	for _, w := range s.Windows {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", w.Start.UTC().Format("Mon 2006-01-02 15:04"), w.End.UTC().Format("15:04 UTC"), w.Why)
+	}
+	tw.Flush()
+	if len(s.Blackouts) > 0 {
+		fmt.Fprintf(stdout, "Never in: %s\n", strings.Join(s.Blackouts, "; "))
+	}
+	fmt.Fprintf(stdout, "Runbooks that wait for a window: %s\n", strings.Join(append([]string{}, s.Runbooks...), ", "))
+	return 0
 }
 
 // installFlags are the flags of install.

@@ -64,6 +64,9 @@ func Handler(o Options, access *Access, maxBody MaxBody) http.Handler {
 	mux.Handle("POST /api/v1/runs/{id}/rollback", change(s.api(s.rollback)))
 	mux.Handle("GET /api/v1/approvals", api(s.api(s.approvals)))
 	mux.Handle("GET /api/v1/actions", api(s.api(s.actions)))
+	mux.Handle("GET /api/v1/schedule", api(s.api(func(w http.ResponseWriter, r *http.Request) error {
+		return writeJSON(w, s.o.Healer.Schedule(r.Context()))
+	})))
 	mux.Handle("POST /api/v1/actions/{name}/run", change(s.api(s.runAction)))
 	if o.Prometheus != nil {
 		mux.Handle("/prometheus/", api(http.StripPrefix("/prometheus", o.Prometheus)))
