@@ -63,7 +63,16 @@ func checkAuditChain(ctx context.Context, st *store.Store, dir string, key []byt
 		return err
 	}
 	if !stored && rep.Records > 0 {
-		logger.Warn("audit_head_missing", "path", dir, "records", rep.Records, "note", "no head stored yet (a new or migrated database): the log was checked alone; the head is stored from now on")
+		// A database from before the head was kept (migrated just now)
+		// has none yet: the log vouches for itself once. Any other
+		// database without a head beside a log with records was replaced
+		// or had its head deleted, which is how a cut would be hidden.
+		if v := st.OpenedAt(); v < 0 || v >= 3 {
+			err := fmt.Errorf("the database holds no audit head but the log holds %d records: the database was replaced or its head removed; look, then run healer audit accept", rep.Records)
+			logger.Error("audit_chain_broken", "path", dir, "stored_head", false, "err", err)
+			return err
+		}
+		logger.Warn("audit_head_missing", "path", dir, "records", rep.Records, "note", "a database migrated from before the head was kept: the log was checked alone; the head is stored from now on")
 	}
 	logger.Info("audit_chain_verified", "path", dir, "records", rep.Records, "head_seq", seq, "past_head", rep.PastAnchor, "keyed", rep.Keyed)
 	return nil

@@ -250,7 +250,7 @@ func (h *Healer) escalateWith(ctx context.Context, run store.Run, extra map[stri
 	rec.Kind, rec.Reason = audit.KindEscalated, reason
 	if h.opts.Alertmanager == nil {
 		rec.Result = "no_alertmanager"
-		return h.record(ctx, rec)
+		return h.recordLast(ctx, rec)
 	}
 	labels := map[string]string{"severity": "critical", "runbook": run.Runbook, "action": run.Action}
 	for _, k := range []string{"instance", "job"} {
@@ -276,7 +276,17 @@ func (h *Healer) escalateWith(ctx context.Context, run store.Run, extra map[stri
 		rec.Result = "posted"
 		h.opts.Metrics.escalations.Inc()
 	}
-	return h.record(ctx, rec)
+	return h.recordLast(ctx, rec)
+}
+
+// recordLast appends a record that no change of state follows, and commits
+// the chain's head with it, so that cutting it from the log is told from a
+// crash.
+func (h *Healer) recordLast(ctx context.Context, rec audit.Record) error {
+	if err := h.record(ctx, rec); err != nil {
+		return err
+	}
+	return h.opts.Store.CommitAuditHead(ctx)
 }
 
 // rollbackSteps undoes the run's steps that can be undone, newest first, and

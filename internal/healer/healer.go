@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"strconv"
 	"strings"
@@ -268,6 +269,13 @@ func (h *Healer) Run(ctx context.Context) error {
 	h.runCtx = ctx
 	h.mu.Unlock()
 	close(h.started)
+	defer func() {
+		// The last records before a shutdown are covered by the stored
+		// head too.
+		if err := h.opts.Store.CommitAuditHead(context.WithoutCancel(ctx)); err != nil {
+			h.logger.Error("audit_head_commit_failed", "err", err)
+		}
+	}()
 	defer h.wg.Wait()
 	if err := h.chainBroken(); err != nil {
 		h.escalateChain(ctx, err)
@@ -723,10 +731,21 @@ func match(runbooks []*config.Runbook, ls model.LabelSet, status string) *config
 	return nil
 }
 
+// requestedByKey is the run label naming who asked for a run by hand, as
+// they are recorded (Actor.String).
+const requestedByKey = "requested_by"
+
 // build makes the run of rb for a: every step's parameters rendered from
 // the alert and validated by the action's schema, the host checked.
 func (h *Healer) build(cfg *config.Config, rb *config.Runbook, a store.StoredAlert) (store.Run, error) {
 	labels, annotations := labelMap(a.Labels), labelMap(a.Annotations)
+	// The run's labels are the alert's, but for the keys that say who asked
+	// for a run by hand: an alert naming a requester would decide who may
+	// approve it.
+	tmpl := labels
+	labels = maps.Clone(labels)
+	delete(labels, requesterKey)
+	delete(labels, requestedByKey)
 	run := store.Run{
 		ID: newID(), AlertKey: a.Key, Fingerprint: a.Fingerprint, Alertname: labels["alertname"],
 		Runbook: rb.Name, State: store.RunPending, CreatedAt: h.now(), Labels: labels,
@@ -747,7 +766,7 @@ func (h *Healer) build(cfg *config.Config, rb *config.Runbook, a store.StoredAle
 				return run, fmt.Errorf("step %d param %q: not parsed when the configuration was loaded", i, k)
 			}
 			var err error
-			if raw[k], err = t.Execute(labels, annotations); err != nil {
+			if raw[k], err = t.Execute(tmpl, annotations); err != nil {
 				return run, fmt.Errorf("step %d param %q: %w", i, k, err)
 			}
 		}

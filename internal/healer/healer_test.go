@@ -822,3 +822,25 @@ func TestAnInterruptedRunThatIsNotReplannedEscalates(t *testing.T) {
 		})
 	}
 }
+
+// An alert cannot say who asked for its run: four eyes would then compare
+// the approver with whom the alert names.
+func TestAnAlertCannotNameItsRunsRequester(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, strings.Replace(restart, "max_tier: medium}", "max_tier: low}\napprovals: {distinct_approver: true}", 1))
+	e.post("webhook-firing.json", func(m map[string]any) {
+		a := m["alerts"].([]any)[0].(map[string]any)
+		ls := a["labels"].(map[string]any)
+		ls["requested_principal"], ls["requested_by"] = "user:bob", `"bob" (user:bob)`
+	})
+	runs := e.settle()
+	if len(runs) != 1 || runs[0].State != store.RunWaiting {
+		t.Fatalf("got %+v, want one run waiting", runs)
+	}
+	if _, ok := runs[0].Labels["requested_principal"]; ok {
+		t.Errorf("the run's labels hold the alert's requested_principal: %v", runs[0].Labels)
+	}
+	if err := e.h.Approve(t.Context(), runs[0].ID, Actor{Principal: "user:bob"}); err != nil {
+		t.Errorf("bob, whom the alert named, approving: %v; want it allowed, since nobody asked by hand", err)
+	}
+}

@@ -78,6 +78,9 @@ type Store struct {
 	mu       sync.RWMutex
 	isClosed bool
 
+	// openedAt is the schema version the database had when opened: -1 for
+	// one created now.
+	openedAt int
 	// headSeq and headHash are the audit head last committed; the
 	// writer's alone.
 	headSeq  uint64
@@ -127,7 +130,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	if err := migrate(w); err != nil {
+	was, err := migrate(w)
+	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open %s: %w", path, err), w.Close())
 	}
 	ins, err := w.Prepare(`INSERT INTO alerts
@@ -165,7 +169,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("read the audit head: %w", err), w.Close(), r.Close())
 	}
 	s := &Store{
-		headSeq: headSeq, headHash: headHash,
+		headSeq: headSeq, headHash: headHash, openedAt: was,
 		w: w, r: r, ins: ins, dup: dup, resolved: resolved, newAlerts: newAlerts, queued: queued, opts: opts, logger: opts.Logger,
 		reqs:   make(chan *job, opts.MaxBatch),
 		done:   make(chan struct{}),
@@ -345,43 +349,48 @@ CREATE TABLE IF NOT EXISTS audit_head (
 
 // migrate brings the database to schemaVersion in one transaction, and
 // refuses one written by a newer version.
-func migrate(db *sql.DB) error {
+// migrate brings the database to schemaVersion and returns the version it
+// had: -1 when it was created now.
+func migrate(db *sql.DB) (was int, err error) {
 	tx, err := db.Begin()
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return 0, fmt.Errorf("migrate: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	var version, tables int
 	if err := tx.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
-		return fmt.Errorf("read the schema version: %w", err)
+		return 0, fmt.Errorf("read the schema version: %w", err)
 	}
 	if version > schemaVersion {
-		return fmt.Errorf("the database has schema version %d; this healer knows up to %d (it was written by a newer healer)", version, schemaVersion)
+		return 0, fmt.Errorf("the database has schema version %d; this healer knows up to %d (it was written by a newer healer)", version, schemaVersion)
 	}
 	if err := tx.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'alerts'`).Scan(&tables); err != nil {
-		return fmt.Errorf("look for the alerts table: %w", err)
+		return 0, fmt.Errorf("look for the alerts table: %w", err)
 	}
 	if tables > 0 && version < 2 {
 		if _, err := tx.Exec(migrateAlerts); err != nil {
-			return fmt.Errorf("migrate to schema version 2: %w", err)
+			return 0, fmt.Errorf("migrate to schema version 2: %w", err)
 		}
 	}
 	if _, err := tx.Exec(schema); err != nil {
-		return fmt.Errorf("create the schema: %w", err)
+		return 0, fmt.Errorf("create the schema: %w", err)
 	}
 	// Version 3: a table of its own, created for a new database and a
 	// version 2 one alike.
 	if _, err := tx.Exec(auditHeadTable); err != nil {
-		return fmt.Errorf("migrate to schema version 3: %w", err)
+		return 0, fmt.Errorf("migrate to schema version 3: %w", err)
 	}
 	// user_version takes no bound parameter; schemaVersion is a constant.
 	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
-		return fmt.Errorf("set the schema version: %w", err)
+		return 0, fmt.Errorf("set the schema version: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return 0, fmt.Errorf("migrate: %w", err)
 	}
-	return nil
+	if tables == 0 {
+		return -1, nil // created now
+	}
+	return version, nil
 }
 
 // AcceptResult says, for each alert of an Accept call in order, whether it
@@ -616,6 +625,18 @@ func ReadAuditHead(ctx context.Context, dir string) (seq uint64, hash string, ok
 		return 0, "", false, fmt.Errorf("%s has schema version %d, older than the audit head (3): start the healer once to migrate it", path, version)
 	}
 	return auditHead(ctx, db)
+}
+
+// OpenedAt is the schema version the database had when Open found it: -1
+// when Open created it, below the current version when Open migrated it.
+func (s *Store) OpenedAt() int { return s.openedAt }
+
+// CommitAuditHead commits the audit chain's head as it is now (see
+// Options.AuditHead), for records that no change of state follows: an
+// escalation, the last records before a shutdown. Without it they would
+// stay past the stored head, where a cut cannot be told from a crash.
+func (s *Store) CommitAuditHead(ctx context.Context) error {
+	return s.write(ctx, func(context.Context, *sql.Tx) error { return nil })
 }
 
 // SetAuditHead stores seq and hash as the audit chain's head, with the
