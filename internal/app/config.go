@@ -96,9 +96,11 @@ func webConfigFile(wf *web.FlagConfig) string {
 // loopback: the webhook starts actions and the API approves them. A web
 // configuration counts only when it makes every request prove something
 // (basic auth users, or required and verified client certificates); TLS
-// alone, or an empty file, does not.
+// alone, or an empty file, does not. Sockets passed by systemd
+// (--web.systemd-socket) may be bound anywhere, so they need authentication
+// whatever their address.
 func checkAuth(cfg *config.Config, wc *listener.WebConfig, wf *web.FlagConfig) error {
-	if wf == nil || wf.WebListenAddresses == nil {
+	if wf == nil {
 		return nil
 	}
 	auth, err := wc.Current()
@@ -109,6 +111,13 @@ func checkAuth(cfg *config.Config, wc *listener.WebConfig, wf *web.FlagConfig) e
 	what := "webhook.bearer_token_file and api.bearer_token_file are not both set, and no --web.config.file requires basic auth or client certificates"
 	if wc.Path() != "" {
 		what = fmt.Sprintf("webhook.bearer_token_file and api.bearer_token_file are not both set, and --web.config.file %s authenticates %s (it needs basic_auth_users, or client_auth_type: RequireAndVerifyClientCert with a client CA)", wc.Path(), auth)
+	}
+	systemd := wf.WebSystemdSocket != nil && *wf.WebSystemdSocket
+	if err := listener.CheckSystemdSocket(systemd, tokens || auth.Authenticates(), what); err != nil {
+		return err
+	}
+	if wf.WebListenAddresses == nil {
+		return nil
 	}
 	return listener.CheckAddresses(*wf.WebListenAddresses, tokens || auth.Authenticates(), what)
 }

@@ -176,6 +176,17 @@ func loopbackListenHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// CheckSystemdSocket refuses --web.systemd-socket unless authenticated:
+// the listener then serves the sockets systemd passes, whatever address
+// they are bound to, and ignores the listen addresses CheckAddresses
+// checked. what names what would authenticate, for the error.
+func CheckSystemdSocket(enabled, authenticated bool, what string) error {
+	if !enabled || authenticated {
+		return nil
+	}
+	return fmt.Errorf("--web.systemd-socket serves the sockets systemd passes, whatever their address, and %s: %w", what, ErrUnauthenticated)
+}
+
 // LoopbackHost reports whether host (a name or address, without port), as
 // a browser sends it in a Host header, always means this machine: localhost, a name under .localhost (RFC 6761)
 // or a loopback address. An empty host (every interface) is not.
