@@ -71,3 +71,40 @@ func TestSystemdSocketsNeedAuthentication(t *testing.T) {
 		})
 	}
 }
+
+func TestBasicAuthAndABearerTokenAreRefusedTogether(t *testing.T) {
+	t.Parallel()
+	users := basicAuthWebConfig(t)
+	for _, tt := range []struct {
+		name    string
+		webhook string
+		api     string
+		refused string
+	}{
+		{"an API token beside basic-auth users is refused", "", "/a", "api.bearer_token_file"},
+		{"a webhook token beside basic-auth users is refused", "/w", "", "webhook.bearer_token_file"},
+		{"both tokens beside basic-auth users are refused", "/w", "/a", "webhook.bearer_token_file and api.bearer_token_file"},
+		{"basic-auth users alone are served", "", "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := &config.Config{}
+			cfg.Webhook.BearerTokenFile, cfg.API.BearerTokenFile = tt.webhook, tt.api
+			wc, err := listener.NewWebConfig(users)
+			if err != nil {
+				t.Fatal(err)
+			}
+			addrs, systemd, file := []string{"0.0.0.0:9111"}, false, users
+			err = checkAuth(cfg, wc, &web.FlagConfig{WebListenAddresses: &addrs, WebSystemdSocket: &systemd, WebConfigFile: &file})
+			if tt.refused == "" {
+				if err != nil {
+					t.Fatalf("got %v, want it served", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.refused) || !strings.Contains(err.Error(), "http_config.basic_auth") {
+				t.Errorf("got %v, want a refusal naming %s and what to do", err, tt.refused)
+			}
+		})
+	}
+}
