@@ -164,19 +164,52 @@ func (a *Access) authenticate(r *http.Request, s Surface) (string, *refusal) {
 	if p := a.proven(r); p != "" {
 		return p, nil
 	}
-	// Nothing authenticates this request: it is served only to this
-	// machine, and only under a name that means this machine. Another
-	// name is a page that rebound its own to our address.
+	return "", a.local(r)
+}
+
+// local is why a request that nothing authenticates is refused, nil when
+// it is served: only to this machine, and only under a name that means
+// this machine. Another name is a page that rebound its own to our
+// address.
+func (a *Access) local(r *http.Request) *refusal {
 	a.mu.RLock()
 	hosts := a.hosts
 	a.mu.RUnlock()
 	if !hosts.Allowed(r.Host) {
-		return "", &refusal{http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not a loopback name and nothing authenticates this request: use http://localhost, or set api.allowed_hosts", r.Host), false}
+		return &refusal{http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not a loopback name and nothing authenticates this request: use http://localhost, or set api.allowed_hosts", r.Host), false}
 	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err != nil || !listener.LoopbackHost(host) {
-		return "", &refusal{http.StatusForbidden, "nothing authenticates this request and it does not come from loopback", false}
+		return &refusal{http.StatusForbidden, "nothing authenticates this request and it does not come from loopback", false}
 	}
-	return "", nil
+	return nil
+}
+
+// authenticatesAnything reports whether any request must prove something:
+// a token for either surface, or a web configuration that authenticates.
+func (a *Access) authenticatesAnything() bool {
+	if a.Tokens.required(SurfaceWebhook).value != nil || a.Tokens.required(SurfaceAPI).value != nil {
+		return true
+	}
+	auth, err := a.Web.Current()
+	return err == nil && auth.Authenticates()
+}
+
+// Open serves h, which asks for no credentials of its own (/metrics,
+// health), to everyone while anything on the listener authenticates, since
+// a remote Prometheus scrapes it by the listener's address; while nothing
+// does, the listener is on loopback and h is served as an unauthenticated
+// request on another surface is, so that a rebinding page cannot read it.
+func (a *Access) Open(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.authenticatesAnything() {
+			if no := a.local(r); no != nil {
+				a.Logger.Debug("request_refused", "path", r.URL.Path, "remote", r.RemoteAddr, "status", no.code, "reason", no.msg)
+				fail(w, no.code, no.msg)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // proven is what the web configuration made the request prove: a verified

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/crypto/bcrypt"
 
@@ -419,5 +420,63 @@ func TestVerifiedClientCertificateIsThePrincipal(t *testing.T) {
 	r.TLS.VerifiedChains = [][]*x509.Certificate{{leaf}}
 	if p, want := a.proven(r), "cert:CN=ops,O=Example"; p != want {
 		t.Errorf("a request with a verified certificate is %q, want %q", p, want)
+	}
+}
+
+// /metrics and health ask for no token: while nothing on the listener
+// authenticates they are served only to loopback clients naming this
+// machine, as every other endpoint is, so that a rebinding page cannot read
+// them; while anything authenticates, a remote Prometheus scrapes them by
+// the listener's address.
+func TestMetricsAndHealthKeepToLoopbackWhileNothingAuthenticates(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(users, []byte(basicAuthConfig(t, map[string]string{"alice": "wonderland"})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name         string
+		webhook, api string
+		webConfig    string
+		host, remote string
+		want         int
+	}{
+		{"unauthenticated, a loopback client naming localhost is served", "", "", "", "localhost:9112", "127.0.0.1:5000", 200},
+		{"unauthenticated, a rebinding page's name is refused", "", "", "", "evil.example:9112", "127.0.0.1:5000", http.StatusMisdirectedRequest},
+		{"unauthenticated, a client beyond loopback is refused", "", "", "", "localhost:9112", "192.0.2.7:5000", http.StatusForbidden},
+		{"with a webhook token, any name from anywhere is served", tokenFile, "", "", "healer.example:9112", "192.0.2.7:5000", 200},
+		{"with an API token, any name from anywhere is served", "", tokenFile, "", "healer.example:9112", "192.0.2.7:5000", 200},
+		{"with basic-auth users, any name from anywhere is served", "", "", users, "healer.example:9112", "192.0.2.7:5000", 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tokens, err := LoadTokens(tt.webhook, tt.api)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wc, err := listener.NewWebConfig(tt.webConfig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			access, err := NewAccess(tokens, wc, nil, testenv.Logger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := Handler(Options{Gatherer: prometheus.NewRegistry(), Logger: testenv.Logger(t)}, access, func() int64 { return 1 << 20 })
+			for _, path := range []string{"/metrics", "/-/healthy", "/-/ready"} {
+				r := httptest.NewRequest(http.MethodGet, path, nil)
+				r.Host, r.RemoteAddr = tt.host, tt.remote
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != tt.want {
+					t.Errorf("GET %s with Host %s from %s: got %d %q, want %d", path, tt.host, tt.remote, w.Code, w.Body, tt.want)
+				}
+			}
+		})
 	}
 }
