@@ -32,8 +32,9 @@ const MaxClaimedName = 128
 var ErrInvalidActor = errors.New("invalid name")
 
 // Validate refuses a claimed name that could not be shown on one line of an
-// audit record or a page: too long, not UTF-8, or holding control or
-// invisible formatting characters.
+// audit record or a page: too long, not UTF-8, or holding control
+// characters, invisible formatting characters, or the line and paragraph
+// separators (U+2028, U+2029) that some tools split lines on.
 func (a Actor) Validate() error {
 	if len(a.Claimed) > MaxClaimedName {
 		return fmt.Errorf("by: %d bytes, at most %d: %w", len(a.Claimed), MaxClaimedName, ErrInvalidActor)
@@ -42,7 +43,7 @@ func (a Actor) Validate() error {
 		return fmt.Errorf("by: not UTF-8: %w", ErrInvalidActor)
 	}
 	for i, r := range a.Claimed {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == unicode.ReplacementChar {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) || r == unicode.ReplacementChar {
 			return fmt.Errorf("by: character %U at byte %d is not printable: %w", r, i, ErrInvalidActor)
 		}
 	}
