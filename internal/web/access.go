@@ -98,7 +98,8 @@ func bearer(r *http.Request) (string, bool) {
 }
 
 // Access decides who a request is and whether it may be served: the
-// surface's bearer token when one is configured; otherwise what the web
+// surface's bearer token when one is configured, with what the web
+// configuration made the request prove beside it; otherwise what the web
 // configuration made the request prove (a basic-auth user, a verified
 // client certificate); otherwise nothing, which is served only to loopback
 // clients that name a loopback (or configured) host.
@@ -157,7 +158,7 @@ func (a *Access) authenticate(r *http.Request, s Surface) (string, *refusal) {
 			return "", &refusal{http.StatusUnauthorized, "a valid bearer token is required", true}
 		}
 		if p := a.proven(r); p != "" {
-			return p, nil
+			return p + "+token:" + tok.file, nil
 		}
 		return "token:" + tok.file, nil
 	}
@@ -212,22 +213,23 @@ func (a *Access) Open(h http.Handler) http.Handler {
 	})
 }
 
-// proven is what the web configuration made the request prove: a verified
-// client certificate's subject, or the basic-auth user exporter-toolkit
-// checked. A basic-auth header is believed only when the web configuration
-// has users, since otherwise nothing checked it.
+// proven is everything the web configuration made the request prove,
+// joined with "+" (see healer.Actor): a verified client certificate's
+// subject, and the basic-auth user exporter-toolkit checked, so that one
+// person is the same principal whichever they presented. A basic-auth
+// header is believed only when the web configuration has users, since
+// otherwise nothing checked it.
 func (a *Access) proven(r *http.Request) string {
+	var ids []string
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
-		return "cert:" + r.TLS.VerifiedChains[0][0].Subject.String()
+		ids = append(ids, "cert:"+r.TLS.VerifiedChains[0][0].Subject.String())
 	}
-	auth, err := a.Web.Current()
-	if err != nil || !auth.BasicAuth {
-		return ""
+	if auth, err := a.Web.Current(); err == nil && auth.BasicAuth {
+		if user, _, ok := r.BasicAuth(); ok {
+			ids = append(ids, "user:"+user)
+		}
 	}
-	if user, _, ok := r.BasicAuth(); ok {
-		return "user:" + user
-	}
-	return ""
+	return strings.Join(ids, "+")
 }
 
 // Protect serves h only to requests allowed on surface s, with their

@@ -480,3 +480,66 @@ func TestMetricsAndHealthKeepToLoopbackWhileNothingAuthenticates(t *testing.T) {
 		})
 	}
 }
+
+// A request is every identity it proved, so that alice is the same
+// principal whether she asks with her user and approves with her
+// certificate too, or the other way round.
+func TestEveryProvenIdentityIsThePrincipal(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	users := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(users, []byte(basicAuthConfig(t, map[string]string{"alice": "wonderland"})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(dir, "api.token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice := &x509.Certificate{Subject: pkix.Name{CommonName: "alice"}}
+	for _, tt := range []struct {
+		name      string
+		webConfig string
+		api       string
+		cert      bool
+		user      bool
+		want      string
+	}{
+		{"a certificate and a basic-auth user are both recorded", users, "", true, true, "cert:CN=alice+user:alice"},
+		{"a basic-auth user alone is the user", users, "", false, true, "user:alice"},
+		{"a certificate beside the API token records both", "", tokenFile, true, false, "cert:CN=alice+token:" + tokenFile},
+		{"the API token alone is the token", "", tokenFile, false, false, "token:" + tokenFile},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tokens, err := LoadTokens("", tt.api)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wc, err := listener.NewWebConfig(tt.webConfig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := NewAccess(tokens, wc, nil, testenv.Logger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got healer.Actor
+			h := a.Protect(SurfaceAPI, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got = Actor(r, "") }))
+			r := httptest.NewRequest(http.MethodGet, "https://healer.example/api/v1/runs", nil)
+			if tt.cert {
+				r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{alice}, VerifiedChains: [][]*x509.Certificate{{alice}}}
+			}
+			if tt.user {
+				r.SetBasicAuth("alice", "wonderland")
+			}
+			if tt.api != "" {
+				r.Header.Set("Authorization", "Bearer s3cret")
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != 200 || got.Principal != tt.want {
+				t.Errorf("got %d as %q, want 200 as %q", w.Code, got.Principal, tt.want)
+			}
+		})
+	}
+}
