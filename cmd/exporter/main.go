@@ -62,8 +62,10 @@ func run(args []string) int {
 		return 2
 	}
 	auth, _ := webConfig.Current()
-	if err := listener.CheckAddresses(*webFlags.WebListenAddresses, auth.Authenticates(),
-		"--web.config.file does not require basic auth (basic_auth_users) or client certificates (client_auth_type: RequireAndVerifyClientCert)"); err != nil {
+	const what = "--web.config.file does not require basic auth (basic_auth_users) or client certificates (client_auth_type: RequireAndVerifyClientCert)"
+	systemd := webFlags.WebSystemdSocket != nil && *webFlags.WebSystemdSocket
+	if err := errors.Join(listener.CheckSystemdSocket(systemd, auth.Authenticates(), what),
+		listener.CheckAddresses(*webFlags.WebListenAddresses, auth.Authenticates(), what)); err != nil {
 		logger.Error("invalid_flags", "err", err)
 		return 2
 	}

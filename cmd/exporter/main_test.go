@@ -154,3 +154,37 @@ func TestExporterKeepsToLoopbackUnlessRequestsAuthenticate(t *testing.T) {
 		}
 	}
 }
+
+func TestExporterRefusesSystemdSocketsUnlessRequestsAuthenticate(t *testing.T) {
+	t.Parallel()
+	bin := buildExporter(t)
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.yml")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"no web config":    {"--web.systemd-socket"},
+		"empty web config": {"--web.systemd-socket", "--web.config.file=" + empty},
+	} {
+		code, out := testenv.RunCommand(t, bin, append(args, "--state.directory="+filepath.Join(dir, "state"))...)
+		if code != 2 || !strings.Contains(out, "--web.systemd-socket") || !strings.Contains(out, "basic_auth_users") {
+			t.Errorf("%s: exit %d, output %q; want 2 and a refusal naming --web.systemd-socket and what would authenticate", name, code, out)
+		}
+	}
+
+	// With basic auth the flag passes the check (and, without sockets
+	// from systemd, the toolkit has nothing to serve).
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(users, []byte("basic_auth_users:\n  alice: "+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out := testenv.RunCommand(t, bin, "--web.systemd-socket", "--web.config.file="+users, "--state.directory="+filepath.Join(dir, "state"))
+	if code == 2 || strings.Contains(out, "--web.systemd-socket serves") {
+		t.Errorf("with basic auth: exit %d, output %q; want the flag accepted", code, out)
+	}
+}

@@ -96,13 +96,19 @@ func webConfigFile(wf *web.FlagConfig) string {
 // loopback: the webhook starts actions and the API approves them. A web
 // configuration counts only when it makes every request prove something
 // (basic auth users, or required and verified client certificates); TLS
-// alone, or an empty file, does not.
+// alone, or an empty file, does not. Sockets passed by systemd
+// (--web.systemd-socket) may be bound anywhere, so they need authentication
+// whatever their address. Basic auth users and a bearer token exclude each
+// other (see basicAuthWithTokens).
 func checkAuth(cfg *config.Config, wc *listener.WebConfig, wf *web.FlagConfig) error {
-	if wf == nil || wf.WebListenAddresses == nil {
+	if wf == nil {
 		return nil
 	}
 	auth, err := wc.Current()
 	if err != nil {
+		return err
+	}
+	if err := basicAuthWithTokens(cfg, wc, auth); err != nil {
 		return err
 	}
 	tokens := cfg.Webhook.BearerTokenFile != "" && cfg.API.BearerTokenFile != ""
@@ -110,7 +116,34 @@ func checkAuth(cfg *config.Config, wc *listener.WebConfig, wf *web.FlagConfig) e
 	if wc.Path() != "" {
 		what = fmt.Sprintf("webhook.bearer_token_file and api.bearer_token_file are not both set, and --web.config.file %s authenticates %s (it needs basic_auth_users, or client_auth_type: RequireAndVerifyClientCert with a client CA)", wc.Path(), auth)
 	}
+	systemd := wf.WebSystemdSocket != nil && *wf.WebSystemdSocket
+	if err := listener.CheckSystemdSocket(systemd, tokens || auth.Authenticates(), what); err != nil {
+		return err
+	}
+	if wf.WebListenAddresses == nil {
+		return nil
+	}
 	return listener.CheckAddresses(*wf.WebListenAddresses, tokens || auth.Authenticates(), what)
+}
+
+// basicAuthWithTokens refuses basic auth users beside a bearer token: both
+// are sent in the one Authorization header, so no request could carry the
+// password exporter-toolkit checks and the token the handler checks.
+func basicAuthWithTokens(cfg *config.Config, wc *listener.WebConfig, auth listener.Auth) error {
+	if !auth.BasicAuth {
+		return nil
+	}
+	var set []string
+	if cfg.Webhook.BearerTokenFile != "" {
+		set = append(set, "webhook.bearer_token_file")
+	}
+	if cfg.API.BearerTokenFile != "" {
+		set = append(set, "api.bearer_token_file")
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	return fmt.Errorf("--web.config.file %s has basic_auth_users and %s is set: both need the one Authorization header, so no request could pass both; use one or the other (Alertmanager sends basic auth with http_config.basic_auth)", wc.Path(), strings.Join(set, " and "))
 }
 
 // needsRestart refuses a reload that changes what is built once at start:

@@ -373,11 +373,11 @@ func (h *Healer) decide(ctx context.Context, id string, actor Actor, approve boo
 		return fmt.Errorf("run %s: its approval expired at %s: %w", id, run.ExpiresAt.Format(time.RFC3339), ErrNotAllowed)
 	}
 	if approve && h.cfg.Load().Approvals.DistinctApprover {
-		switch actor.Principal {
-		case "":
+		switch {
+		case actor.Principal == "":
 			return fmt.Errorf("run %s: approvals.distinct_approver is set and this request is not authenticated, so who approves cannot be told from who asked: %w", id, ErrNotAllowed)
-		case run.Labels[requesterKey]:
-			return fmt.Errorf("run %s: %s asked for it and cannot approve it too (approvals.distinct_approver): %w", id, actor.Principal, ErrNotAllowed)
+		case actor.mayBe(run.Labels[requesterKey]):
+			return fmt.Errorf("run %s: %s asked for it and %s may be the same (approvals.distinct_approver): %w", id, run.Labels[requesterKey], actor.Principal, ErrNotAllowed)
 		}
 	}
 	by := actor.String()

@@ -156,15 +156,39 @@ func CheckAddresses(addrs []string, authenticated bool, what string) error {
 			errs = append(errs, fmt.Errorf("listen address %q: %w", addr, err))
 			continue
 		}
-		if !LoopbackHost(host) {
-			errs = append(errs, fmt.Errorf("listen address %q is not loopback and %s: %w", addr, what, ErrUnauthenticated))
+		if !loopbackListenHost(host) {
+			errs = append(errs, fmt.Errorf("listen address %q is not loopback (a loopback address such as 127.0.0.1 or [::1], or localhost) and %s: %w", addr, what, ErrUnauthenticated))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// LoopbackHost reports whether host (a name or address, without port)
-// always means this machine: localhost, a name under .localhost (RFC 6761)
+// loopbackListenHost reports whether a listen address' host binds only
+// loopback: a loopback address, or the name localhost, which every system's
+// hosts file maps to loopback. Other names, those under .localhost and
+// "localhost." included, go to the resolver (the hosts file, then DNS) when
+// the listener binds, and may name any address: they are refused.
+func loopbackListenHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// CheckSystemdSocket refuses --web.systemd-socket unless authenticated:
+// the listener then serves the sockets systemd passes, whatever address
+// they are bound to, and ignores the listen addresses CheckAddresses
+// checked. what names what would authenticate, for the error.
+func CheckSystemdSocket(enabled, authenticated bool, what string) error {
+	if !enabled || authenticated {
+		return nil
+	}
+	return fmt.Errorf("--web.systemd-socket serves the sockets systemd passes, whatever their address, and %s: %w", what, ErrUnauthenticated)
+}
+
+// LoopbackHost reports whether host (a name or address, without port), as
+// a browser sends it in a Host header, always means this machine: localhost, a name under .localhost (RFC 6761)
 // or a loopback address. An empty host (every interface) is not.
 func LoopbackHost(host string) bool {
 	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")

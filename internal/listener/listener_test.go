@@ -138,7 +138,12 @@ func TestUnauthenticatedListenersStayOnLoopback(t *testing.T) {
 			t.Errorf("%s: got %v, want it allowed", addr, err)
 		}
 	}
-	for _, addr := range []string{":9111", "0.0.0.0:9111", "[::]:9111", "192.0.2.1:9111", "healer.example:9111"} {
+	for _, addr := range []string{
+		":9111", "0.0.0.0:9111", "[::]:9111", "192.0.2.1:9111", "healer.example:9111",
+		// Names the resolver answers for when the listener binds: a
+		// browser keeps *.localhost on loopback, DNS need not.
+		"foo.localhost:9111", "localhost.:9111", "LOCALHOST.:9111", "localhost.localdomain:9111", "127.0.0.1.nip.io:9111",
+	} {
 		err := CheckAddresses([]string{"127.0.0.1:1", addr}, false, "nothing authenticates")
 		if !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "nothing authenticates") {
 			t.Errorf("%s unauthenticated: got %v, want ErrUnauthenticated naming it and why", addr, err)

@@ -98,7 +98,8 @@ func bearer(r *http.Request) (string, bool) {
 }
 
 // Access decides who a request is and whether it may be served: the
-// surface's bearer token when one is configured; otherwise what the web
+// surface's bearer token when one is configured, with what the web
+// configuration made the request prove beside it; otherwise what the web
 // configuration made the request prove (a basic-auth user, a verified
 // client certificate); otherwise nothing, which is served only to loopback
 // clients that name a loopback (or configured) host.
@@ -157,44 +158,78 @@ func (a *Access) authenticate(r *http.Request, s Surface) (string, *refusal) {
 			return "", &refusal{http.StatusUnauthorized, "a valid bearer token is required", true}
 		}
 		if p := a.proven(r); p != "" {
-			return p, nil
+			return p + "+token:" + tok.file, nil
 		}
 		return "token:" + tok.file, nil
 	}
 	if p := a.proven(r); p != "" {
 		return p, nil
 	}
-	// Nothing authenticates this request: it is served only to this
-	// machine, and only under a name that means this machine. Another
-	// name is a page that rebound its own to our address.
+	return "", a.local(r)
+}
+
+// local is why a request that nothing authenticates is refused, nil when
+// it is served: only to this machine, and only under a name that means
+// this machine. Another name is a page that rebound its own to our
+// address.
+func (a *Access) local(r *http.Request) *refusal {
 	a.mu.RLock()
 	hosts := a.hosts
 	a.mu.RUnlock()
 	if !hosts.Allowed(r.Host) {
-		return "", &refusal{http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not a loopback name and nothing authenticates this request: use http://localhost, or set api.allowed_hosts", r.Host), false}
+		return &refusal{http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not a loopback name and nothing authenticates this request: use http://localhost, or set api.allowed_hosts", r.Host), false}
 	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err != nil || !listener.LoopbackHost(host) {
-		return "", &refusal{http.StatusForbidden, "nothing authenticates this request and it does not come from loopback", false}
+		return &refusal{http.StatusForbidden, "nothing authenticates this request and it does not come from loopback", false}
 	}
-	return "", nil
+	return nil
 }
 
-// proven is what the web configuration made the request prove: a verified
-// client certificate's subject, or the basic-auth user exporter-toolkit
-// checked. A basic-auth header is believed only when the web configuration
-// has users, since otherwise nothing checked it.
-func (a *Access) proven(r *http.Request) string {
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
-		return "cert:" + r.TLS.VerifiedChains[0][0].Subject.String()
+// authenticatesAnything reports whether any request must prove something:
+// a token for either surface, or a web configuration that authenticates.
+func (a *Access) authenticatesAnything() bool {
+	if a.Tokens.required(SurfaceWebhook).value != nil || a.Tokens.required(SurfaceAPI).value != nil {
+		return true
 	}
 	auth, err := a.Web.Current()
-	if err != nil || !auth.BasicAuth {
-		return ""
+	return err == nil && auth.Authenticates()
+}
+
+// Open serves h, which asks for no credentials of its own (/metrics,
+// health), to everyone while anything on the listener authenticates, since
+// a remote Prometheus scrapes it by the listener's address; while nothing
+// does, the listener is on loopback and h is served as an unauthenticated
+// request on another surface is, so that a rebinding page cannot read it.
+func (a *Access) Open(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.authenticatesAnything() {
+			if no := a.local(r); no != nil {
+				a.Logger.Debug("request_refused", "path", r.URL.Path, "remote", r.RemoteAddr, "status", no.code, "reason", no.msg)
+				fail(w, no.code, no.msg)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// proven is everything the web configuration made the request prove,
+// joined with "+" (see healer.Actor): a verified client certificate's
+// subject, and the basic-auth user exporter-toolkit checked, so that one
+// person is the same principal whichever they presented. A basic-auth
+// header is believed only when the web configuration has users, since
+// otherwise nothing checked it.
+func (a *Access) proven(r *http.Request) string {
+	var ids []string
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		ids = append(ids, "cert:"+r.TLS.VerifiedChains[0][0].Subject.String())
 	}
-	if user, _, ok := r.BasicAuth(); ok {
-		return "user:" + user
+	if auth, err := a.Web.Current(); err == nil && auth.BasicAuth {
+		if user, _, ok := r.BasicAuth(); ok {
+			ids = append(ids, "user:"+user)
+		}
 	}
-	return ""
+	return strings.Join(ids, "+")
 }
 
 // Protect serves h only to requests allowed on surface s, with their

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/crypto/bcrypt"
 
@@ -419,5 +420,126 @@ func TestVerifiedClientCertificateIsThePrincipal(t *testing.T) {
 	r.TLS.VerifiedChains = [][]*x509.Certificate{{leaf}}
 	if p, want := a.proven(r), "cert:CN=ops,O=Example"; p != want {
 		t.Errorf("a request with a verified certificate is %q, want %q", p, want)
+	}
+}
+
+// /metrics and health ask for no token: while nothing on the listener
+// authenticates they are served only to loopback clients naming this
+// machine, as every other endpoint is, so that a rebinding page cannot read
+// them; while anything authenticates, a remote Prometheus scrapes them by
+// the listener's address.
+func TestMetricsAndHealthKeepToLoopbackWhileNothingAuthenticates(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(users, []byte(basicAuthConfig(t, map[string]string{"alice": "wonderland"})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name         string
+		webhook, api string
+		webConfig    string
+		host, remote string
+		want         int
+	}{
+		{"unauthenticated, a loopback client naming localhost is served", "", "", "", "localhost:9112", "127.0.0.1:5000", 200},
+		{"unauthenticated, a rebinding page's name is refused", "", "", "", "evil.example:9112", "127.0.0.1:5000", http.StatusMisdirectedRequest},
+		{"unauthenticated, a client beyond loopback is refused", "", "", "", "localhost:9112", "192.0.2.7:5000", http.StatusForbidden},
+		{"with a webhook token, any name from anywhere is served", tokenFile, "", "", "healer.example:9112", "192.0.2.7:5000", 200},
+		{"with an API token, any name from anywhere is served", "", tokenFile, "", "healer.example:9112", "192.0.2.7:5000", 200},
+		{"with basic-auth users, any name from anywhere is served", "", "", users, "healer.example:9112", "192.0.2.7:5000", 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tokens, err := LoadTokens(tt.webhook, tt.api)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wc, err := listener.NewWebConfig(tt.webConfig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			access, err := NewAccess(tokens, wc, nil, testenv.Logger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := Handler(Options{Gatherer: prometheus.NewRegistry(), Logger: testenv.Logger(t)}, access, func() int64 { return 1 << 20 })
+			for _, path := range []string{"/metrics", "/-/healthy", "/-/ready"} {
+				r := httptest.NewRequest(http.MethodGet, path, nil)
+				r.Host, r.RemoteAddr = tt.host, tt.remote
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != tt.want {
+					t.Errorf("GET %s with Host %s from %s: got %d %q, want %d", path, tt.host, tt.remote, w.Code, w.Body, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// A request is every identity it proved, so that alice is the same
+// principal whether she asks with her user and approves with her
+// certificate too, or the other way round.
+func TestEveryProvenIdentityIsThePrincipal(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	users := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(users, []byte(basicAuthConfig(t, map[string]string{"alice": "wonderland"})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(dir, "api.token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice := &x509.Certificate{Subject: pkix.Name{CommonName: "alice"}}
+	for _, tt := range []struct {
+		name      string
+		webConfig string
+		api       string
+		cert      bool
+		user      bool
+		want      string
+	}{
+		{"a certificate and a basic-auth user are both recorded", users, "", true, true, "cert:CN=alice+user:alice"},
+		{"a basic-auth user alone is the user", users, "", false, true, "user:alice"},
+		{"a certificate beside the API token records both", "", tokenFile, true, false, "cert:CN=alice+token:" + tokenFile},
+		{"the API token alone is the token", "", tokenFile, false, false, "token:" + tokenFile},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tokens, err := LoadTokens("", tt.api)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wc, err := listener.NewWebConfig(tt.webConfig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := NewAccess(tokens, wc, nil, testenv.Logger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got healer.Actor
+			h := a.Protect(SurfaceAPI, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got = Actor(r, "") }))
+			r := httptest.NewRequest(http.MethodGet, "https://healer.example/api/v1/runs", nil)
+			if tt.cert {
+				r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{alice}, VerifiedChains: [][]*x509.Certificate{{alice}}}
+			}
+			if tt.user {
+				r.SetBasicAuth("alice", "wonderland")
+			}
+			if tt.api != "" {
+				r.Header.Set("Authorization", "Bearer s3cret")
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != 200 || got.Principal != tt.want {
+				t.Errorf("got %d as %q, want 200 as %q", w.Code, got.Principal, tt.want)
+			}
+		})
 	}
 }

@@ -72,16 +72,16 @@ func Handler(o Options, access *Access, maxBody MaxBody) http.Handler {
 		mux.Handle("/prometheus/", api(http.StripPrefix("/prometheus", o.Prometheus)))
 	}
 	if o.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+		mux.Handle("GET /metrics", access.Open(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
 	}
-	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy.") })
-	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /-/healthy", access.Open(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy.") })))
+	mux.Handle("GET /-/ready", access.Open(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if o.Ready != nil && !o.Ready() {
 			http.Error(w, "Not ready.", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "Ready.")
-	})
+	})))
 	mux.Handle("POST /-/reload", change(s.api(func(w http.ResponseWriter, _ *http.Request) error {
 		if o.Reload == nil {
 			return httpError{http.StatusNotFound, errors.New("reload is not available")}
