@@ -86,7 +86,7 @@ type Options struct {
 	History time.Duration
 	// Backtest is the span of the origins (the most recent ones whose
 	// horizon has been observed) at which every method is scored and from
-	// whose errors the interval is taken. 3 days when 0.
+	// whose errors the interval is taken. 7 days when 0.
 	Backtest time.Duration
 	// Methods restricts the candidates; every method when empty.
 	Methods []Method
@@ -98,9 +98,12 @@ type Options struct {
 const (
 	DefaultLevel    = 0.8
 	DefaultHistory  = 28 * 24 * time.Hour
-	DefaultBacktest = 3 * 24 * time.Hour
+	DefaultBacktest = 7 * 24 * time.Hour
 	// minOrigins is the fewest backtest origins an interval is taken from.
 	minOrigins = 20
+	// margin is how much lower than a simpler candidate's error a more
+	// complex candidate's must be to be chosen over it.
+	margin = 0.1
 )
 
 // Score is one candidate's backtest at the horizon.
@@ -190,25 +193,30 @@ func Forecast(samples []Sample, opts Options) (Result, error) {
 		Horizon: opts.Horizon,
 		Step:    g.step,
 	}
-	best := -1
-	var bestErrs []float64
+	if len(cands) == 0 {
+		return Result{}, fmt.Errorf("%w: no method can forecast %s ahead from %d samples", ErrNotEnoughData, opts.Horizon, n)
+	}
+	errs := make([][]float64, len(cands))
+	lowest := math.Inf(1)
 	for i, c := range cands {
-		errs := backtest(g.y, c.m, h, t0, tEnd)
-		mae := meanAbs(errs)
+		errs[i] = backtest(g.y, c.m, h, t0, tEnd)
+		mae := meanAbs(errs[i])
 		mase := mae
 		if scale > 0 {
 			mase = mae / scale
 		}
-		res.Scores = append(res.Scores, Score{Method: c.method, Detail: c.detail, MAE: mae, MASE: mase, Origins: len(errs)})
-		// A later (more complex) candidate must be better by more than
-		// rounding to be chosen.
-		if best < 0 || mae < res.Scores[best].MAE-1e-9*max(scale, 1e-300) {
-			best, bestErrs = i, errs
-		}
+		res.Scores = append(res.Scores, Score{Method: c.method, Detail: c.detail, MAE: mae, MASE: mase, Origins: len(errs[i])})
+		lowest = min(lowest, mae)
 	}
-	if best < 0 {
-		return Result{}, fmt.Errorf("%w: no method can forecast %s ahead from %d samples", ErrNotEnoughData, opts.Horizon, n)
+	// The simplest candidate within the margin of the lowest error wins:
+	// the backtest's origins overlap at long horizons, so small differences
+	// are noise, and the winner of many close candidates is the one the
+	// noise favoured most.
+	best := 0
+	for res.Scores[best].MAE > lowest*(1+margin)+1e-9*scale {
+		best++
 	}
+	bestErrs := errs[best]
 	c := cands[best]
 	res.Method, res.Detail = c.method, c.detail
 	res.Why = why(res.Scores, best, opts.Horizon)
@@ -337,7 +345,8 @@ func quantile(xs []float64, p float64) float64 {
 func why(scores []Score, best int, horizon time.Duration) string {
 	var b strings.Builder
 	s := scores[best]
-	fmt.Fprintf(&b, "%s (%s) had the lowest error at %s over the last %d origins: MASE %.3g", s.Method, s.Detail, horizon, s.Origins, s.MASE)
+	fmt.Fprintf(&b, "%s (%s) is the simplest within %.0f%% of the lowest error at %s over the last %d origins: MASE %.3g",
+		s.Method, s.Detail, 100*margin, horizon, s.Origins, s.MASE)
 	var others []string
 	for i, o := range scores {
 		if i != best {

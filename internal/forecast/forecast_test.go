@@ -65,8 +65,8 @@ func TestForecast(t *testing.T) {
 		},
 		{
 			name: "after a step the forecast is the new level",
-			samples: series(4*day, 5*time.Minute, func(_ int, t time.Duration) float64 {
-				if t < 3*day {
+			samples: series(5*day, 5*time.Minute, func(_ int, t time.Duration) float64 {
+				if t < 4*day {
 					return 10
 				}
 				return 20
@@ -78,8 +78,8 @@ func TestForecast(t *testing.T) {
 		},
 		{
 			name: "after a step smoothing alone adapts to the new level",
-			samples: series(4*day, 5*time.Minute, func(_ int, t time.Duration) float64 {
-				if t < 3*day {
+			samples: series(5*day, 5*time.Minute, func(_ int, t time.Duration) float64 {
+				if t < 4*day {
 					return 10
 				}
 				return 20

@@ -54,7 +54,8 @@ func candidates(g grid, methods []Method, h, t0 int) []candidate {
 		case Seasonal:
 			for _, p := range seasonalPeriods {
 				if k := int(p / g.step); k >= 2 && p%g.step == 0 {
-					add(Seasonal, fmt.Sprintf("period %s", p), newSeasonal(g.y, k, seasonalCycles))
+					add(Seasonal, fmt.Sprintf("period %s, median of %d cycles", p, seasonalCycles), sameTime{g.y, k, seasonalCycles})
+					add(Seasonal, fmt.Sprintf("period %s, %d cycles on the level", p, seasonalCycles), newSeasonal(g.y, k, seasonalCycles))
 				}
 			}
 		case Smoothing:
@@ -98,8 +99,41 @@ func (m linear) at(t, k int) float64 {
 	return ybar + sxy/sxx*(float64(w-1)-xbar+float64(k))
 }
 
+// sameTime is a robust seasonal naive forecast: the median of the values
+// at the target's phase over up to cycles past periods (the plain seasonal
+// naive when only one is there). The median keeps an anomaly of one past
+// day from being repeated.
+type sameTime struct {
+	y      []float64
+	p      int
+	cycles int
+}
+
+func (m sameTime) first(k int) int { return (k + m.p - 1) / m.p }
+
+func (m sameTime) minOrigin(k int) int { return m.first(k)*m.p - k }
+
+func (m sameTime) at(t, k int) float64 {
+	var v [seasonalCycles]float64
+	n := 0
+	for c := m.first(k); n < m.cycles && t+k-c*m.p >= 0; c++ {
+		v[n] = m.y[t+k-c*m.p]
+		n++
+	}
+	return median(v[:n])
+}
+
+// median of a few values; xs is reordered.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	if n := len(xs); n%2 == 0 {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[len(xs)/2]
+}
+
 // seasonal is additive: the current level (the mean of the last period)
-// plus the average, over up to cycles past periods, of the value one or more
+// plus the median, over up to cycles past periods, of the value one or more
 // periods before the target minus its own period's mean. The deviations
 // carry the trend within a period, so a line plus a periodic profile is
 // forecast exactly.
@@ -128,13 +162,13 @@ func (m seasonal) first(k int) int { return (k + m.p - 1) / m.p }
 func (m seasonal) minOrigin(k int) int { return (m.first(k)+1)*m.p - 1 }
 
 func (m seasonal) at(t, k int) float64 {
-	var dev float64
+	var dev [seasonalCycles]float64
 	n := 0
 	for c := m.first(k); n < m.cycles && t-(c+1)*m.p+1 >= 0; c++ {
-		dev += m.y[t+k-c*m.p] - m.mean(t-c*m.p)
+		dev[n] = m.y[t+k-c*m.p] - m.mean(t-c*m.p)
 		n++
 	}
-	return m.mean(t) + dev/float64(n)
+	return m.mean(t) + median(dev[:n])
 }
 
 // holtWinters is additive Holt-Winters with a damped trend, its states
