@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -31,6 +34,7 @@ import (
 	"github.com/deus-ex-machina/deus/internal/app"
 	"github.com/deus-ex-machina/deus/internal/audit"
 	"github.com/deus-ex-machina/deus/internal/exporter"
+	"github.com/deus-ex-machina/deus/internal/healer"
 	"github.com/deus-ex-machina/deus/internal/install"
 	"github.com/deus-ex-machina/deus/internal/store"
 )
@@ -98,6 +102,7 @@ func (c *cli) commands(a *kingpin.Application) map[string]func(context.Context) 
 	add(c.decideCommand(a, "deny", "Deny a run waiting for approval."))
 	add(c.decideCommand(a, "rollback", "Undo what a run changed."))
 	add(c.scheduleCommand(a))
+	add(c.forecastCommand(a))
 	add(c.installCommand(a))
 	auditCmd := a.Command("audit", "Audit log commands.")
 	add(c.auditVerifyCommand(auditCmd))
@@ -291,6 +296,125 @@ func (c *cli) scheduleCommand(a *kingpin.Application) (*kingpin.CmdClause, func(
 		}
 		return printSchedule(c.stdout, c.stderr, buf.Bytes())
 	}
+}
+
+func (c *cli) forecastCommand(a *kingpin.Application) (*kingpin.CmdClause, func(context.Context) int) {
+	cmd := a.Command("forecast", "Forecast every series of a PromQL expression or metric, by the method that did best on its own past, with an interval and when a threshold is crossed.")
+	expr := cmd.Arg("expr", "PromQL expression or metric name.").Required().String()
+	instance := cmd.Flag("instance", "Only the series of this instance.").String()
+	horizon := cmd.Flag("horizon", "How far ahead.").Default("24h").String()
+	threshold := cmd.Flag("threshold", "A value whose crossing is forecast (e.g. 0 for free bytes).").String()
+	direction := cmd.Flag("direction", "Which way the threshold is crossed.").Default("below").Enum("below", "above")
+	output := cmd.Flag("output", "text or json.").Default("text").Enum("text", "json")
+	return cmd, func(context.Context) int {
+		q := url.Values{"expr": {*expr}, "horizon": {*horizon}}
+		if *instance != "" {
+			q.Set("instance", *instance)
+		}
+		if *threshold != "" {
+			q.Set("threshold", *threshold)
+			q.Set("direction", *direction)
+		}
+		path := "/api/v1/forecast?" + q.Encode()
+		if *output == "json" {
+			return c.api().do(c.stdout, c.stderr, http.MethodGet, path, nil)
+		}
+		var buf bytes.Buffer
+		if code := c.api().do(&buf, c.stderr, http.MethodGet, path, nil); code != 0 {
+			return code
+		}
+		return printForecasts(c.stdout, c.stderr, buf.Bytes())
+	}
+}
+
+// printForecasts writes each series' forecast as a line of a table and a
+// chart: the last day, then the forecast, each column one point.
+func printForecasts(stdout, stderr io.Writer, b []byte) int {
+	var fs []healer.SeriesForecast
+	if err := json.Unmarshal(b, &fs); err != nil {
+		fmt.Fprintf(stderr, "healer: forecast: %v\n", err)
+		return 1
+	}
+	if len(fs) == 0 {
+		fmt.Fprintln(stdout, "no series")
+		return 0
+	}
+	for _, f := range fs {
+		fmt.Fprintf(stdout, "%s\n", labelsText(f.Labels))
+		if f.Error != "" {
+			fmt.Fprintf(stdout, "  not forecast: %s\n", f.Error)
+			continue
+		}
+		fmt.Fprintf(stdout, "  in %s (%s): %.4g, %.0f%% interval [%.4g, %.4g], by %s\n", time.Duration(f.HorizonSeconds*float64(time.Second)),
+			f.At.UTC().Format("2006-01-02 15:04 UTC"), f.Point, 100*f.Level, f.Lower, f.Upper, f.Method)
+		fmt.Fprintf(stdout, "  why: %s\n", f.Why)
+		if c := f.Crossing; c != nil {
+			fmt.Fprintf(stdout, "  %s %.4g: %s\n", c.Direction, c.Value, crossingText(c))
+		}
+		fmt.Fprintf(stdout, "  %s\n", chart(f.History, f.Path))
+	}
+	return 0
+}
+
+func labelsText(ls map[string]string) string {
+	keys := make([]string, 0, len(ls))
+	for k := range ls {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%q", k, ls[k])
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+func crossingText(c *healer.Crossing) string {
+	switch {
+	case c.Now:
+		return "already crossed"
+	case c.At.IsZero() && c.Earliest.IsZero():
+		return "not within the horizon"
+	}
+	s := "at " + c.At.UTC().Format("2006-01-02 15:04 UTC")
+	if c.At.IsZero() {
+		s = "not by the point forecast"
+	}
+	if !c.Earliest.IsZero() {
+		s += ", at the earliest " + c.Earliest.UTC().Format("2006-01-02 15:04")
+	}
+	if !c.Latest.IsZero() {
+		s += ", at the latest " + c.Latest.UTC().Format("2006-01-02 15:04")
+	}
+	return s
+}
+
+// chart draws history then forecast as bars on one scale; the forecast's
+// band follows in brackets.
+func chart(history, path []healer.PathPoint) string {
+	bars := []rune("▁▂▃▄▅▆▇█")
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, p := range append(append([]healer.PathPoint{}, history...), path...) {
+		lo, hi = min(lo, p.Lower, p.Point), max(hi, p.Upper, p.Point)
+	}
+	bar := func(v float64) rune {
+		if hi <= lo {
+			return bars[0]
+		}
+		return bars[min(len(bars)-1, int((v-lo)/(hi-lo)*float64(len(bars))))]
+	}
+	var b strings.Builder
+	for _, p := range history {
+		b.WriteRune(bar(p.Point))
+	}
+	b.WriteString(" | ")
+	for _, p := range path {
+		b.WriteRune(bar(p.Point))
+	}
+	if n := len(path); n > 0 {
+		fmt.Fprintf(&b, "  band [%.4g, %.4g]", path[n-1].Lower, path[n-1].Upper)
+	}
+	return b.String()
 }
 
 // printSchedule writes a schedule as the human reads it.

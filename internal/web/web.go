@@ -4,6 +4,7 @@
 package web
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,12 +12,15 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
 
 	"github.com/deus-ex-machina/deus/internal/action"
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
+	"github.com/deus-ex-machina/deus/internal/forecast"
 	"github.com/deus-ex-machina/deus/internal/healer"
 	"github.com/deus-ex-machina/deus/internal/store"
 )
@@ -64,6 +68,7 @@ func Handler(o Options, access *Access, maxBody MaxBody) http.Handler {
 	mux.Handle("POST /api/v1/runs/{id}/rollback", change(s.api(s.rollback)))
 	mux.Handle("GET /api/v1/approvals", api(s.api(s.approvals)))
 	mux.Handle("GET /api/v1/actions", api(s.api(s.actions)))
+	mux.Handle("GET /api/v1/forecast", api(s.api(s.forecast)))
 	mux.Handle("GET /api/v1/schedule", api(s.api(func(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, s.o.Healer.Schedule(r.Context()))
 	})))
@@ -312,6 +317,44 @@ func (s *server) runAction(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, run)
+}
+
+// forecast answers GET /api/v1/forecast?expr=&instance=&horizon=24h
+// [&threshold=V&direction=below|above][&history=14d].
+func (s *server) forecast(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	req := healer.ForecastRequest{Expr: q.Get("expr"), Instance: q.Get("instance")}
+	if req.Expr == "" {
+		return httpError{http.StatusBadRequest, errors.New("expr: a PromQL expression or metric name is required")}
+	}
+	h, err := model.ParseDuration(cmp.Or(q.Get("horizon"), "24h"))
+	if err != nil {
+		return httpError{http.StatusBadRequest, fmt.Errorf("horizon: %w", err)}
+	}
+	req.Horizon = time.Duration(h)
+	if v := q.Get("history"); v != "" {
+		d, err := model.ParseDuration(v)
+		if err != nil {
+			return httpError{http.StatusBadRequest, fmt.Errorf("history: %w", err)}
+		}
+		req.History = time.Duration(d)
+	}
+	if v := q.Get("threshold"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return httpError{http.StatusBadRequest, fmt.Errorf("threshold: %w", err)}
+		}
+		dir := forecast.Direction(cmp.Or(q.Get("direction"), string(forecast.Below)))
+		if dir != forecast.Below && dir != forecast.Above {
+			return httpError{http.StatusBadRequest, fmt.Errorf("direction: %q, want below or above", dir)}
+		}
+		req.Threshold = &forecast.Threshold{Value: f, Direction: dir}
+	}
+	res, err := s.o.Healer.Forecast(r.Context(), req)
+	if err != nil {
+		return httpError{http.StatusBadRequest, err}
+	}
+	return writeJSON(w, nonNil(res))
 }
 
 func nonNil[T any](s []T) []T {
