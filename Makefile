@@ -80,7 +80,7 @@ nab:
 ## (testdata/nab, scored by test/nab/nab_score.py) and fail below NAB_FLOOR,
 ## a regression guard a few points under what docs/anomaly.md reports.
 NAB       ?= testdata/nab
-NAB_FLOOR ?= 45
+NAB_FLOOR ?= 60
 nab-check:
 	@test -d $(NAB)/data || { echo "nab-check: $(NAB)/data not found"; exit 1; }
 	$(MAKE) --no-print-directory nab DATA=$(NAB)/data OUT=out/nab-dev-alerts.csv
