@@ -372,6 +372,8 @@ func (c *Config) validateMaintenance(bad func(string, ...any)) {
 		}
 		if pb.To, err = timeOfDay(b.To); err != nil {
 			bad(err.Error(), "maintenance", "blackouts", i, "to")
+		} else if pb.To == pb.From {
+			bad(fmt.Sprintf("%q is also from: a blackout of no time (for a whole day write from 00:00 to 23:59)", b.To), "maintenance", "blackouts", i, "to")
 		}
 		m.blackouts = append(m.blackouts, pb)
 	}

@@ -271,3 +271,11 @@ func TestStepTemplatesAreParsedAtLoad(t *testing.T) {
 		t.Errorf("Execute: got %q, %v; want nginx.service", got, err)
 	}
 }
+
+func TestABlackoutOfNoTimeIsRefused(t *testing.T) {
+	t.Parallel()
+	_, err := Load([]byte("maintenance:\n  blackouts:\n    - {days: [mon], from: \"00:00\", to: \"00:00\"}\n"), StaticSpecs(specs))
+	if err == nil || !strings.Contains(err.Error(), "maintenance.blackouts[0].to (line 3)") || !strings.Contains(err.Error(), "no time") {
+		t.Errorf("from equal to to: got %v, want an error naming maintenance.blackouts[0].to", err)
+	}
+}

@@ -461,6 +461,9 @@ func (h *Healer) Rollback(ctx context.Context, id string, by Actor) (store.Run, 
 	if err := h.opts.Store.UpdateRun(ctx, id, store.Update{State: store.RunRollingBack}, before); err != nil {
 		return run, err
 	}
+	// Claimed, the rollback finishes even if the client goes away: a run
+	// left rolling_back could not be rolled back again.
+	ctx = context.WithoutCancel(ctx)
 	n, err := h.rollbackSteps(ctx, &run, "by hand, by "+by.String(), by.fields())
 	state, reason := store.RunRolledBack, "rolled back by "+by.String()
 	if n == 0 {
@@ -512,12 +515,14 @@ func (h *Healer) RunAction(ctx context.Context, name string, raw map[string]stri
 		h.mu.Unlock()
 		h.wg.Done()
 	}()
-	if err := h.opts.Store.InsertRun(ctx, run); err != nil {
-		return run, err
-	}
+	// Recorded before the run exists: a request the log lacks is not
+	// stored, so it cannot be run later by resume.
 	rec := h.base(run)
 	rec.Kind, rec.Fields = audit.KindRequested, by.fields()
 	if err := h.record(ctx, rec); err != nil {
+		return run, err
+	}
+	if err := h.opts.Store.InsertRun(ctx, run); err != nil {
 		return run, err
 	}
 	if err := h.execute(h.lifetime(ctx), h.newFlow(run, nil, true)); err != nil {

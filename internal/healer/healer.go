@@ -825,7 +825,7 @@ func isSelf(instance string, identity []string) bool {
 func (h *Healer) cancelWaiting(ctx context.Context, a store.StoredAlert) error {
 	firing := a.Alert
 	firing.Status = alertmanager.StatusFiring
-	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{AlertKey: firing.Key(), States: []store.RunState{store.RunPending, store.RunWaiting, store.RunApproved}})
+	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{AlertKey: firing.Key(), States: []store.RunState{store.RunPending, store.RunWaiting, store.RunApproved, store.RunScheduled}})
 	if err != nil {
 		return err
 	}

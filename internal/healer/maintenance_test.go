@@ -84,3 +84,19 @@ func TestScheduleSaysWhyEachWindowWasChosen(t *testing.T) {
 		t.Errorf("schedule: got %+v; want two windows, the Tuesday 03:00 one first with why, and the restart runbook", s)
 	}
 }
+
+func TestAResolvedAlertCancelsItsScheduledRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, maintenanceRunbook)
+	e.q.mu.Lock()
+	e.q.load = quietTuesday
+	e.q.mu.Unlock()
+	e.post("webhook-firing.json", nil)
+	if runs := e.settle(); len(runs) != 1 || runs[0].State != store.RunScheduled {
+		t.Fatalf("got %+v, want one scheduled run", runs)
+	}
+	e.post("webhook-resolved.json", nil)
+	if runs := e.settle(); len(runs) != 1 || runs[0].State != store.RunCancelled {
+		t.Errorf("after the alert resolved: got %+v, want the scheduled run cancelled", runs)
+	}
+}

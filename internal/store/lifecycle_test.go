@@ -67,3 +67,24 @@ func TestEveryRunStateIsFinalOrCanMove(t *testing.T) {
 		}
 	}
 }
+
+func TestPruneKeepsEveryRunThatIsNotFinal(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	s := openWithClock(t, func() time.Time { return now })
+	old := now.Add(-365 * 24 * time.Hour)
+	for _, st := range RunStates {
+		if err := s.InsertRun(t.Context(), Run{ID: string(st), State: st, CreatedAt: old}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := s.Prune(t.Context(), Retention{Runs: 24 * time.Hour, Alerts: 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range RunStates {
+		_, err := s.Run(t.Context(), string(st))
+		if kept := err == nil; kept == st.Final() {
+			t.Errorf("a year-old %s run: kept %v; want kept only while it is not final", st, kept)
+		}
+	}
+}

@@ -639,6 +639,17 @@ type Retention struct {
 	Runs   time.Duration
 }
 
+// liveStates are the states that are not final, as an SQL list.
+var liveStates = func() string {
+	var q []string
+	for _, st := range RunStates {
+		if !st.Final() {
+			q = append(q, "'"+string(st)+"'")
+		}
+	}
+	return "(" + strings.Join(q, ", ") + ")"
+}()
+
 // Prune deletes alerts received and final runs created before their
 // retention, and returns how many of each. Alerts that still have runs
 // which are not final are kept.
@@ -646,7 +657,7 @@ func (s *Store) Prune(ctx context.Context, ret Retention) (alerts, runs int64, e
 	now := s.opts.Now()
 	if ret.Runs > 0 {
 		s.ops.writes.Add(1)
-		res, err := s.w.ExecContext(ctx, `DELETE FROM runs WHERE created_at < ? AND state NOT IN ('pending', 'waiting', 'approved', 'running')`,
+		res, err := s.w.ExecContext(ctx, `DELETE FROM runs WHERE created_at < ? AND state NOT IN `+liveStates, //nolint:gosec // constants
 			now.Add(-ret.Runs).UnixNano())
 		if err != nil {
 			return 0, 0, fmt.Errorf("prune runs: %w", err)
@@ -660,10 +671,11 @@ func (s *Store) Prune(ctx context.Context, ret Retention) (alerts, runs int64, e
 		// same transaction: SQLite numbers a new alert after the highest
 		// id there is, which must be above the mark (see the schema).
 		err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, `DELETE FROM alerts WHERE received_at < ? AND state != 'new'
+			//nolint:gosec // liveStates is built from constants
+			q := `DELETE FROM alerts WHERE received_at < ? AND state != 'new'
 				AND NOT (status = 'firing' AND replace(key, '/firing/', '/resolved/') NOT IN (SELECT key FROM alerts WHERE status = 'resolved'))
-				AND key NOT IN (SELECT alert_key FROM runs WHERE state IN ('pending', 'waiting', 'approved', 'running'))`,
-				now.Add(-ret.Alerts).UnixNano())
+				AND key NOT IN (SELECT alert_key FROM runs WHERE state IN ` + liveStates + `)`
+			res, err := tx.ExecContext(ctx, q, now.Add(-ret.Alerts).UnixNano())
 			if err != nil {
 				return err
 			}
