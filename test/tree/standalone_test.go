@@ -106,9 +106,13 @@ func repoFiles(t *testing.T, root string) []string {
 
 type problem struct{ pos, msg string }
 
-// sharedRef is a reference to a folder named shared beside the checkout,
-// however many folders the climb goes up.
-var sharedRef = regexp.MustCompile(`\.\.[/\\]shared\b`)
+// sibling is the name of the folder beside the checkout that a clone does
+// not have.
+const sibling = "shared"
+
+// sharedRef is a reference to the sibling folder, however many folders the
+// climb goes up.
+var sharedRef = regexp.MustCompile(`\.\.[/\\]` + sibling + `\b`)
 
 // check returns the problems of one file, its path relative to the root
 // with slashes. Every text file is searched for a climb into a folder
@@ -275,7 +279,7 @@ func isSharedClimb(p string) bool {
 	for strings.HasPrefix(rest, "../") {
 		rest = rest[len("../"):]
 	}
-	return rest != p && (rest == "shared" || strings.HasPrefix(rest, "shared/"))
+	return rest != p && (rest == sibling || strings.HasPrefix(rest, sibling+"/"))
 }
 
 // isDelim splits a line of a Makefile, script, YAML or Markdown file into
@@ -301,7 +305,12 @@ func checkText(rel, dir string, b []byte) []problem {
 
 // up stands for ../ in the cases below, so that this file does not name
 // the folder it refuses.
-func up(s string) string { return strings.ReplaceAll(s, "UP/", "../") }
+// up writes the climbs and the sibling's name into a fixture: UP/ is ../
+// and SIBLING the folder's name, so that this file itself names no path
+// outside the tree.
+func up(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "UP/", "../"), "SIBLING", sibling)
+}
 
 func TestCheckFindsWhatLeavesTheRepository(t *testing.T) {
 	t.Parallel()
@@ -311,7 +320,7 @@ func TestCheckFindsWhatLeavesTheRepository(t *testing.T) {
 	}{
 		"a test joining its way up to a shared folder beside the checkout is refused": {
 			file: "internal/healer/healer_test.go",
-			text: "package healer\n\nimport \"path/filepath\"\n\nvar p = filepath.Join(\"..\", \"..\", \"..\", \"shared\", \"fixtures\", \"a.json\")\n",
+			text: up("package healer\n\nimport \"path/filepath\"\n\nvar p = filepath.Join(\"..\", \"..\", \"..\", \"SIBLING\", \"fixtures\", \"a.json\")\n"),
 			want: []string{"internal/healer/healer_test.go:5"},
 		},
 		"a test reading another package's testdata is allowed": {
@@ -330,7 +339,7 @@ func TestCheckFindsWhatLeavesTheRepository(t *testing.T) {
 		},
 		"shared joined to the root's parent is refused": {
 			file: "test/e2e/e2e_test.go",
-			text: "package e2e\n\nimport \"path/filepath\"\n\nfunc f(root string) string { return filepath.Join(root, \"..\", \"shared\") }\n",
+			text: up("package e2e\n\nimport \"path/filepath\"\n\nfunc f(root string) string { return filepath.Join(root, \"..\", \"SIBLING\") }\n"),
 			want: []string{"test/e2e/e2e_test.go:5"},
 		},
 		"a path traversal payload in a test table is data, not a read": {
@@ -339,7 +348,7 @@ func TestCheckFindsWhatLeavesTheRepository(t *testing.T) {
 		},
 		"a Makefile defaulting to a shared folder beside the checkout is refused": {
 			file: "Makefile",
-			text: up("DATA ?= UP/shared/nab-dev/data\nOUT ?= out/x.csv\n"),
+			text: up("DATA ?= UP/SIBLING/nab-dev/data\nOUT ?= out/x.csv\n"),
 			want: []string{"Makefile:1", "Makefile:1"}, // names shared, and climbs
 		},
 		"a Makefile climbing out of the root is refused": {
@@ -362,7 +371,7 @@ func TestCheckFindsWhatLeavesTheRepository(t *testing.T) {
 		},
 		"a README pointing beside the checkout is refused": {
 			file: "README.md",
-			text: up("see `UP/shared/DESIGN.md` for the whole picture\n"),
+			text: up("see `UP/SIBLING/DESIGN.md` for the whole picture\n"),
 			want: []string{"README.md:1", "README.md:1"},
 		},
 		"a script changing to its parent folder is allowed": {
@@ -371,7 +380,7 @@ func TestCheckFindsWhatLeavesTheRepository(t *testing.T) {
 		},
 		"a testdata README naming a shared folder beside the checkout is refused": {
 			file: "testdata/nab/README.md",
-			text: up("copied from `UP/shared/nab-dev`\n"),
+			text: up("copied from `UP/SIBLING/nab-dev`\n"),
 			want: []string{"testdata/nab/README.md:1"},
 		},
 		"a fuzz seed climbing above the root is data": {
