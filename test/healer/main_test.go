@@ -61,6 +61,18 @@ func startProc(t testing.TB, dir, bin string, args ...string) *proc {
 	return testenv.StartProc(t, dir, "", bin, args...)
 }
 
+// startStandalone starts the healer as `make run` does (no configuration:
+// standalone, dry run, no token) on a free loopback address with args,
+// waits until it is ready, and returns its URL.
+func startStandalone(t testing.TB, args ...string) (string, *proc) {
+	t.Helper()
+	addr := testenv.FreeAddr(t)
+	p := startProc(t, t.TempDir(), healerBin, append([]string{"--web.listen-address=" + addr}, args...)...)
+	url := "http://" + addr
+	testenv.WaitHTTP(t, url+"/-/ready", 30*time.Second)
+	return url, p
+}
+
 // healer is a healer server run by a test, with its tokens and files.
 type healer struct {
 	t          testing.TB

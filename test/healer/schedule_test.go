@@ -14,15 +14,12 @@ import (
 // history.
 func TestScheduleFromTheStandaloneHealer(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	addr := testenv.FreeAddr(t)
-	p := startProc(t, dir, healerBin, "--web.listen-address="+addr, "--standalone.scrape-interval=1s")
-	testenv.WaitHTTP(t, "http://"+addr+"/-/ready", 30*time.Second)
-	code, out := testenv.RunCommand(t, healerBin, "--healer.url=http://"+addr, "schedule")
+	url, p := startStandalone(t, "--standalone.scrape-interval=1s")
+	code, out := testenv.RunCommand(t, healerBin, "--healer.url="+url, "schedule")
 	if code != 0 || !strings.Contains(out, "Maintenance windows for the coming week, by sum(rate(node_cpu_seconds_total") {
 		t.Fatalf("healer schedule: exit %d\n%s", code, out)
 	}
-	code, out = testenv.RunCommand(t, healerBin, "--healer.url=http://"+addr, "schedule", "--output=json")
+	code, out = testenv.RunCommand(t, healerBin, "--healer.url="+url, "schedule", "--output=json")
 	var s struct {
 		Signal   string   `json:"signal"`
 		Runbooks []string `json:"runbooks"`

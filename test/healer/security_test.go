@@ -25,12 +25,8 @@ import (
 // own pages, never from another site's or under another host name.
 func TestMakeRunRefusesCrossSiteAndRebinding(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	addr := testenv.FreeAddr(t)
-	url := "http://" + addr
-	p := startProc(t, dir, healerBin, "--web.listen-address="+addr, "--storage.tsdb.retention.time=1h")
-	testenv.WaitHTTP(t, url+"/-/ready", 30*time.Second)
-	_, port, _ := net.SplitHostPort(addr)
+	url, p := startStandalone(t, "--storage.tsdb.retention.time=1h")
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(url, "http://"))
 
 	do := func(method, path, body string, header map[string]string) (int, string) {
 		t.Helper()
