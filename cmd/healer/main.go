@@ -286,16 +286,20 @@ func (c *cli) decideCommand(a *kingpin.Application, decision, help string) (*kin
 func (c *cli) scheduleCommand(a *kingpin.Application) (*kingpin.CmdClause, func(context.Context) int) {
 	cmd := a.Command("schedule", "Show the maintenance windows of the coming week (the quietest hours by the load signal) and why each was chosen.")
 	output := cmd.Flag("output", "text or json.").Default("text").Enum("text", "json")
-	return cmd, func(context.Context) int {
-		if *output == "json" {
-			return c.api().do(c.stdout, c.stderr, http.MethodGet, "/api/v1/schedule", nil)
-		}
-		var buf bytes.Buffer
-		if code := c.api().do(&buf, c.stderr, http.MethodGet, "/api/v1/schedule", nil); code != 0 {
-			return code
-		}
-		return printSchedule(c.stdout, c.stderr, buf.Bytes())
+	return cmd, func(context.Context) int { return c.view("/api/v1/schedule", *output, printSchedule) }
+}
+
+// view gets path from the running healer's API and writes its data as JSON
+// (output json) or as print writes it.
+func (c *cli) view(path, output string, print func(stdout, stderr io.Writer, data []byte) int) int {
+	if output == "json" {
+		return c.api().do(c.stdout, c.stderr, http.MethodGet, path, nil)
 	}
+	var buf bytes.Buffer
+	if code := c.api().do(&buf, c.stderr, http.MethodGet, path, nil); code != 0 {
+		return code
+	}
+	return print(c.stdout, c.stderr, buf.Bytes())
 }
 
 func (c *cli) forecastCommand(a *kingpin.Application) (*kingpin.CmdClause, func(context.Context) int) {
@@ -315,15 +319,7 @@ func (c *cli) forecastCommand(a *kingpin.Application) (*kingpin.CmdClause, func(
 			q.Set("threshold", *threshold)
 			q.Set("direction", *direction)
 		}
-		path := "/api/v1/forecast?" + q.Encode()
-		if *output == "json" {
-			return c.api().do(c.stdout, c.stderr, http.MethodGet, path, nil)
-		}
-		var buf bytes.Buffer
-		if code := c.api().do(&buf, c.stderr, http.MethodGet, path, nil); code != 0 {
-			return code
-		}
-		return printForecasts(c.stdout, c.stderr, buf.Bytes())
+		return c.view("/api/v1/forecast?"+q.Encode(), *output, printForecasts)
 	}
 }
 
