@@ -411,17 +411,30 @@ func (h *Healer) lifetime(ctx context.Context) context.Context {
 	}
 }
 
+// due returns the runs in state whose ExpiresAt has come: a waiting run's
+// approval expires then, a scheduled run's window opens.
+func (h *Healer) due(ctx context.Context, state store.RunState) ([]store.Run, error) {
+	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{States: []store.RunState{state}, Limit: 10000})
+	if err != nil {
+		return nil, err
+	}
+	now := h.now()
+	due := runs[:0]
+	for _, r := range runs {
+		if !now.Before(r.ExpiresAt) {
+			due = append(due, r)
+		}
+	}
+	return due, nil
+}
+
 // expireApprovals ends the runs whose approval expired.
 func (h *Healer) expireApprovals(ctx context.Context) error {
-	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{States: []store.RunState{store.RunWaiting}, Limit: 10000})
+	runs, err := h.due(ctx, store.RunWaiting)
 	if err != nil {
 		return err
 	}
-	now := h.now()
 	for _, r := range runs {
-		if now.Before(r.ExpiresAt) {
-			continue
-		}
 		reason := "nobody approved the run before " + r.ExpiresAt.Format(time.RFC3339)
 		rec := audit.Record{Kind: audit.KindDenied, Result: string(store.RunExpired), Reason: reason}
 		if err := h.transition(ctx, h.newFlow(r, nil, true), store.RunExpired, rec, store.Update{Reason: reason}); err != nil && !errors.Is(err, store.ErrConflict) {

@@ -108,15 +108,11 @@ func (h *Healer) maintenanceFacts(ctx context.Context, run store.Run, now time.T
 // the state they waited in (approved stays approved) and starts them,
 // through the guards again.
 func (h *Healer) releaseScheduled(ctx context.Context) error {
-	runs, err := h.opts.Store.Runs(ctx, store.RunFilter{States: []store.RunState{store.RunScheduled}, Limit: 10000})
+	runs, err := h.due(ctx, store.RunScheduled)
 	if err != nil {
 		return err
 	}
-	now := h.now()
 	for _, r := range runs {
-		if now.Before(r.ExpiresAt) {
-			continue
-		}
 		to := store.RunPending
 		if r.DecidedBy != "" {
 			to = store.RunApproved
