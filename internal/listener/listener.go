@@ -248,14 +248,23 @@ func Unauthenticated(wc *WebConfig, hosts Hosts, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		if !hosts.Allowed(r.Host) {
-			http.Error(w, fmt.Sprintf("host %q is not a loopback name and nothing authenticates this request: use http://localhost", r.Host), http.StatusMisdirectedRequest)
-			return
-		}
-		if host, _, err := net.SplitHostPort(r.RemoteAddr); err != nil || !LoopbackHost(host) {
-			http.Error(w, "nothing authenticates this request and it does not come from loopback", http.StatusForbidden)
+		if code, msg := hosts.Refuse(r); code != 0 {
+			http.Error(w, msg, code)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// Refuse says why a request that nothing authenticates is not served (0 and
+// "" when it is): it must come from loopback and name an allowed host, since
+// another name is a page that rebound its own to this address.
+func (h Hosts) Refuse(r *http.Request) (code int, msg string) {
+	if !h.Allowed(r.Host) {
+		return http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not a loopback name and nothing authenticates this request: use http://localhost", r.Host)
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err != nil || !LoopbackHost(host) {
+		return http.StatusForbidden, "nothing authenticates this request and it does not come from loopback"
+	}
+	return 0, ""
 }

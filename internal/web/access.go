@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -176,13 +175,14 @@ func (a *Access) local(r *http.Request) *refusal {
 	a.mu.RLock()
 	hosts := a.hosts
 	a.mu.RUnlock()
-	if !hosts.Allowed(r.Host) {
-		return &refusal{http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not a loopback name and nothing authenticates this request: use http://localhost, or set api.allowed_hosts", r.Host), false}
+	code, msg := hosts.Refuse(r)
+	if code == 0 {
+		return nil
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err != nil || !listener.LoopbackHost(host) {
-		return &refusal{http.StatusForbidden, "nothing authenticates this request and it does not come from loopback", false}
+	if code == http.StatusMisdirectedRequest {
+		msg += ", or set api.allowed_hosts"
 	}
-	return nil
+	return &refusal{code, msg, false}
 }
 
 // authenticatesAnything reports whether any request must prove something:
