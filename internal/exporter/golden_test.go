@@ -29,7 +29,10 @@ func fixtureOptions(t *testing.T) Options {
 	o.StateDir = t.TempDir()
 	o.Services = []string{"sshd", "my-odd-app", "nginx.service"}
 	o.PageSize = 4096
-	o.FilesystemMountTimeout = 50 * time.Millisecond
+	// Long enough that a mount which answers at once is never taken for hung
+	// on a loaded machine (50 ms was not, under -race on two busy cores);
+	// the dead NFS mount below costs a scrape this second.
+	o.FilesystemMountTimeout = time.Second
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.FixedZone("CET", 3600))
 	o.Now = func() time.Time { return now }
 	o.Uname = func() (collector.UnameInfo, error) {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/deus-ex-machina/deus/internal/collector"
 	"github.com/deus-ex-machina/deus/internal/testenv"
 )
@@ -128,7 +130,7 @@ func TestConcurrentScrapesAgree(t *testing.T) {
 	wg.Wait()
 	for i := 1; i < n; i++ {
 		if bodies[i] != bodies[0] {
-			t.Fatalf("scrape %d differs from scrape 0:\n%s\n---\n%s", i, bodies[i], bodies[0])
+			t.Fatalf("scrape %d differs from scrape 0 (-0 +%d):\n%s", i, i, cmp.Diff(bodies[0], bodies[i]))
 		}
 	}
 	if !strings.Contains(bodies[0], `deus_scrape_collector_success{collector="processes"} 1`) {
