@@ -52,7 +52,7 @@ func TestStuckCollectorDoesNotStallTheScrape(t *testing.T) {
 		<-release // ignores its context, like a statfs on a dead NFS server
 		return nil
 	})
-	s := NewScraper(testenv.Logger(t), 100*time.Millisecond, BuildInfo{}, []Entry{
+	s := NewScraper(testenv.Logger(t), time.Second, BuildInfo{}, []Entry{
 		{Name: "ok", Collector: constant("ok_metric", 42)},
 		{Name: "stuck", Collector: stuck},
 	})
