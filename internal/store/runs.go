@@ -138,6 +138,12 @@ func (s *Store) Alerts(ctx context.Context, fingerprint string, limit int) ([]St
 	return s.queryAlerts(ctx, `ORDER BY id DESC LIMIT ?`, limit)
 }
 
+// AlertsSince returns the alerts that started at or after since, oldest
+// first, at most limit: the history an analysis reads.
+func (s *Store) AlertsSince(ctx context.Context, since time.Time, limit int) ([]StoredAlert, error) {
+	return s.queryAlerts(ctx, `WHERE starts_at >= ? ORDER BY starts_at, key LIMIT ?`, since.UnixNano(), limit)
+}
+
 // AlertByKey returns the alert stored under key, or ErrNotFound.
 func (s *Store) AlertByKey(ctx context.Context, key string) (StoredAlert, error) {
 	starts, err := alertmanager.KeyStartsAt(key)
@@ -471,7 +477,9 @@ type RunFilter struct {
 	States      []RunState
 	Fingerprint string
 	AlertKey    string
-	Limit       int
+	// Since, when set, keeps the runs created at or after it.
+	Since time.Time
+	Limit int
 }
 
 // Runs returns runs, newest first.
@@ -491,6 +499,10 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 	if f.AlertKey != "" {
 		where = append(where, `alert_key = ?`)
 		args = append(args, f.AlertKey)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, `created_at >= ?`)
+		args = append(args, f.Since.UnixNano())
 	}
 	q := ""
 	if len(where) > 0 {

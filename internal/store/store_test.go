@@ -232,3 +232,49 @@ func TestPruneKeepsUnresolvedFirings(t *testing.T) {
 		t.Errorf("a repeat of the unresolved firing after pruning: new=%v, %v; want a duplicate", res, err)
 	}
 }
+
+func TestHistorySinceKeepsTheWindow(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	ctx := t.Context()
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	old := alert("00000000000000b1", alertmanager.StatusFiring, t0)
+	recent := alert("00000000000000b2", alertmanager.StatusFiring, t0.Add(48*time.Hour))
+	resolved := recent
+	resolved.Status, resolved.EndsAt = alertmanager.StatusResolved, t0.Add(49*time.Hour)
+	if _, err := s.Accept(ctx, "webhook", []alertmanager.Alert{resolved, old, recent}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.AlertsSince(ctx, t0.Add(24*time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statuses := map[alertmanager.Status]bool{}
+	for _, a := range got {
+		statuses[a.Status] = a.Fingerprint == recent.Fingerprint
+	}
+	if len(got) != 2 || !statuses[alertmanager.StatusFiring] || !statuses[alertmanager.StatusResolved] {
+		t.Errorf("AlertsSince: %+v; want the recent firing and its resolution, not the old one", got)
+	}
+	stored, err := s.NewAlerts(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs []Run
+	for i, at := range []time.Time{t0, t0.Add(48 * time.Hour)} {
+		runs = append(runs, Run{
+			ID: fmt.Sprintf("r%d", i), AlertKey: stored[0].Key, Fingerprint: stored[0].Fingerprint, Runbook: "rb", Action: "restart_service",
+			Target: "x", Steps: []StepRecord{{Action: "restart_service"}}, Tier: action.TierLow, State: RunPending, CreatedAt: at,
+		})
+	}
+	if err := s.Plan(ctx, stored[0].ID, AlertPlanned, "", runs); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := s.Runs(ctx, RunFilter{Since: t0.Add(24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || rs[0].ID != "r1" {
+		t.Errorf("Runs since: %+v; want r1 alone", rs)
+	}
+}
