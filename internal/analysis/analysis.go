@@ -137,7 +137,10 @@ func Analyze(episodes []Episode, runs []Run, o Options) (Report, error) {
 	if o.FlapMin < 2 {
 		return Report{}, fmt.Errorf("flap_min: %d; must be at least 2", o.FlapMin)
 	}
-	r := Report{Since: o.Since, Until: o.Until, Sources: map[string]int{}}
+	r := Report{
+		Since: o.Since, Until: o.Until, Sources: map[string]int{},
+		Alerts: []AlertStats{}, Recurring: []Recurrence{}, Flapping: []Flap{},
+	}
 	r.byKey = group(episodes, o, r.Sources)
 	r.observedAt = o.Since
 	if first, ok := earliest(episodes); ok && first.After(o.Since) {
@@ -162,6 +165,8 @@ func Analyze(episodes []Episode, runs []Run, o Options) (Report, error) {
 	r.Runbooks = runbooks(runs, r.byKey, o)
 	r.Together = together(keys, r.byKey, r.observedAt, o)
 	r.LookFirst = lookFirst(r, o)
+	// Empty lists, not null, for scripts.
+	r.Runbooks, r.Together, r.LookFirst = nonNil(r.Runbooks), nonNil(r.Together), nonNil(r.LookFirst)
 	return r, nil
 }
 
@@ -278,6 +283,13 @@ func median(v []float64) float64 {
 		return v[n/2]
 	}
 	return (v[n/2-1] + v[n/2]) / 2
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 func round(v float64, digits int) float64 {

@@ -69,6 +69,7 @@ func Handler(o Options, access *Access, maxBody MaxBody) http.Handler {
 	mux.Handle("GET /api/v1/approvals", api(s.api(s.approvals)))
 	mux.Handle("GET /api/v1/actions", api(s.api(s.actions)))
 	mux.Handle("GET /api/v1/forecast", api(s.api(s.forecast)))
+	mux.Handle("GET /api/v1/analysis", api(s.api(s.analysis)))
 	mux.Handle("GET /api/v1/schedule", api(s.api(func(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, s.o.Healer.Schedule(r.Context()))
 	})))
@@ -355,6 +356,30 @@ func (s *server) forecast(w http.ResponseWriter, r *http.Request) error {
 		return httpError{http.StatusBadRequest, err}
 	}
 	return writeJSON(w, nonNil(res))
+}
+
+// analysis answers GET /api/v1/analysis[?since=30d][&step=1m].
+func (s *server) analysis(w http.ResponseWriter, r *http.Request) error {
+	var req healer.AnalysisRequest
+	for name, d := range map[string]*time.Duration{"since": &req.Since, "step": &req.Step} {
+		v := r.URL.Query().Get(name)
+		if v == "" {
+			continue
+		}
+		md, err := model.ParseDuration(v)
+		if err != nil || md <= 0 {
+			return httpError{http.StatusBadRequest, fmt.Errorf("%s: %q is not a positive duration (30d, 12h, 1m)", name, v)}
+		}
+		*d = time.Duration(md)
+	}
+	if req.Step > req.Since && req.Since > 0 {
+		return httpError{http.StatusBadRequest, errors.New("step: must not be longer than since")}
+	}
+	res, err := s.o.Healer.Analyze(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, res)
 }
 
 func nonNil[T any](s []T) []T {
