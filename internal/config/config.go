@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -263,8 +264,31 @@ type Query struct {
 	// label values never become PromQL text.
 	Labels []string `yaml:"labels"`
 	// Expect is what makes the condition hold: nonempty (the default) or
-	// empty.
+	// empty. A query with a Forecast has none.
 	Expect string `yaml:"expect"`
+	// Forecast, on a precheck only, makes it hold when a series of Expr
+	// is forecast to cross a threshold within a horizon, instead of when
+	// Expr has series.
+	Forecast *QueryForecast `yaml:"forecast"`
+}
+
+// QueryForecast asks whether a series of a precheck's expression crosses
+// Threshold, in Direction, now or within Horizon ("full within 1h?"). It
+// is asked only of a run an alert started, so it can stop a run, never
+// start one.
+type QueryForecast struct {
+	Horizon model.Duration `yaml:"horizon"`
+	// Threshold is required (0 is a value: free bytes reaching 0).
+	Threshold *float64 `yaml:"threshold"`
+	// Direction is below (the default: the value falls to the threshold
+	// or under it) or above.
+	Direction string `yaml:"direction"`
+	// By is what must cross within the horizon: point (the default), the
+	// point forecast, or interval, the prediction interval's near edge
+	// (the earliest the crossing is likely), which holds sooner.
+	By string `yaml:"by"`
+	// History is how much of the past is read; 14 days when 0.
+	History model.Duration `yaml:"history"`
 }
 
 // Verify is the query asked after the steps.
@@ -519,8 +543,16 @@ func (c *Config) setDefaults() {
 			r.On = []string{string(alertmanager.StatusFiring)}
 		}
 		for _, q := range []*Query{r.Precheck, verifyQuery(r.Verify)} {
-			if q != nil && q.Expect == "" {
+			if q != nil && q.Expect == "" && q.Forecast == nil {
 				q.Expect = "nonempty"
+			}
+			if q != nil && q.Forecast != nil {
+				if q.Forecast.Direction == "" {
+					q.Forecast.Direction = "below"
+				}
+				if q.Forecast.By == "" {
+					q.Forecast.By = "point"
+				}
 			}
 		}
 		if r.Verify != nil {
@@ -896,6 +928,9 @@ func (c *Config) validate(specs []action.Spec) error {
 		}
 		if r.Verify != nil {
 			c.checkQuery(&r.Verify.Query, &errs, "runbooks", i, "verify")
+			if r.Verify.Forecast != nil {
+				bad("a forecast is a precheck's only: a verification asks what is, not what will be", "runbooks", i, "verify", "forecast")
+			}
 		}
 		if r.RateLimit != nil && (r.RateLimit.Max < 1 || r.RateLimit.Window <= 0) {
 			bad("max must be at least 1 and window positive", "runbooks", i, "rate_limit")
@@ -929,8 +964,42 @@ func (c *Config) checkQuery(q *Query, errs *[]error, path ...any) {
 			*errs = append(*errs, c.problem(fmt.Sprintf("%q is not a label name", l), append(path, "labels", j)...))
 		}
 	}
+	if f := q.Forecast; f != nil {
+		c.checkForecast(f, q.Expect, errs, path...)
+		return
+	}
 	if q.Expect != "nonempty" && q.Expect != "empty" {
 		*errs = append(*errs, c.problem(fmt.Sprintf("%q: want nonempty or empty", q.Expect), append(path, "expect")...))
+	}
+}
+
+// checkForecast checks the forecast block of the query at path; expect is
+// refused beside it, since the forecast alone says when the query holds.
+func (c *Config) checkForecast(f *QueryForecast, expect string, errs *[]error, path ...any) {
+	bad := func(msg string, keys ...any) {
+		*errs = append(*errs, c.problem(msg, append(slices.Clone(path), keys...)...))
+	}
+	if expect != "" {
+		bad("has no meaning beside a forecast, which holds when a series crosses the threshold; remove it", "expect")
+	}
+	if f.Horizon <= 0 {
+		bad("must be > 0", "forecast", "horizon")
+	}
+	if f.Threshold == nil {
+		bad("a forecast needs a threshold", "forecast", "threshold")
+	} else if math.IsNaN(*f.Threshold) || math.IsInf(*f.Threshold, 0) {
+		bad("must be a finite number", "forecast", "threshold")
+	}
+	if f.Direction != "below" && f.Direction != "above" {
+		bad(fmt.Sprintf("%q: want below or above", f.Direction), "forecast", "direction")
+	}
+	if f.By != "point" && f.By != "interval" {
+		bad(fmt.Sprintf("%q: want point or interval", f.By), "forecast", "by")
+	}
+	if f.History < 0 {
+		bad("must not be negative", "forecast", "history")
+	} else if f.History > 0 && f.History <= f.Horizon {
+		bad("must be longer than the horizon, whose past the forecast is scored on", "forecast", "history")
 	}
 }
 

@@ -138,6 +138,35 @@ func TestLoadErrors(t *testing.T) {
 			yaml: "prometheus: {url: http://x}\nrunbooks:\n  - name: a\n    match: ['alertname=\"A\"']\n    precheck: {expr: 'up ==='}\n    steps: [{action: restart_service, params: {unit: a.service}}]\n",
 			want: []string{"runbooks[0].precheck.expr (line 5)"},
 		},
+		"a forecast without a horizon": {
+			yaml: forecastRunbook("{threshold: 0}"),
+			want: []string{"runbooks[0].precheck.forecast.horizon (line 8): must be > 0"},
+		},
+		"a forecast without a threshold": {
+			yaml: forecastRunbook("{horizon: 1h}"),
+			want: []string{"runbooks[0].precheck.forecast.threshold (line 8): a forecast needs a threshold"},
+		},
+		"a forecast in an unknown direction": {
+			yaml: forecastRunbook("{horizon: 1h, threshold: 0, direction: sideways}"),
+			want: []string{`runbooks[0].precheck.forecast.direction (line 8): "sideways": want below or above`},
+		},
+		"a forecast by something other than the point or the interval": {
+			yaml: forecastRunbook("{horizon: 1h, threshold: 0, by: median}"),
+			want: []string{`runbooks[0].precheck.forecast.by (line 8): "median": want point or interval`},
+		},
+		"a forecast whose history is no longer than its horizon": {
+			yaml: forecastRunbook("{horizon: 1d, threshold: 0, history: 1d}"),
+			want: []string{"runbooks[0].precheck.forecast.history (line 8): must be longer than the horizon"},
+		},
+		"expect beside a forecast": {
+			yaml: forecastRunbook("{horizon: 1h, threshold: 0}\n      expect: empty"),
+			want: []string{"runbooks[0].precheck.expect (line 9): has no meaning beside a forecast"},
+		},
+		"a forecast on a verification": {
+			yaml: "prometheus: {url: http://x}\nrunbooks:\n  - name: a\n    match: ['alertname=\"A\"']\n    steps: [{action: restart_service, params: {unit: a.service}}]\n" +
+				"    verify:\n      expr: up\n      forecast: {horizon: 1h, threshold: 0}\n",
+			want: []string{"runbooks[0].verify.forecast (line 8): a forecast is a precheck's only"},
+		},
 		"a runbook without matchers would match everything": {
 			yaml: "runbooks:\n  - name: a\n    steps: [{action: restart_service, params: {unit: a.service}}]\n",
 			want: []string{"runbooks[0].match", "matches every alert"},
@@ -174,6 +203,29 @@ func TestLoadErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// forecastRunbook is a runbook whose precheck has the forecast block
+// forecast, on line 8.
+func forecastRunbook(forecast string) string {
+	return "prometheus: {url: http://x}\nrunbooks:\n  - name: a\n    match: ['alertname=\"A\"']\n    steps: [{action: restart_service, params: {unit: a.service}}]\n" +
+		"    precheck:\n      expr: node_filesystem_avail_bytes\n      forecast: " + forecast + "\n"
+}
+
+func TestAPrecheckForecastDefaultsToThePointFallingBelow(t *testing.T) {
+	t.Parallel()
+	c, err := Load([]byte(forecastRunbook("{horizon: 1h, threshold: 0}")), StaticSpecs(specs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := c.Runbooks[0].Precheck
+	f := q.Forecast
+	if f == nil || time.Duration(f.Horizon) != time.Hour || f.Threshold == nil || *f.Threshold != 0 || f.Direction != "below" || f.By != "point" {
+		t.Errorf("forecast: got %+v, want a 1h horizon, threshold 0, below, by point", f)
+	}
+	if q.Expect != "" {
+		t.Errorf("expect: got %q, want none beside a forecast", q.Expect)
 	}
 }
 

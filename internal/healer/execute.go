@@ -111,11 +111,15 @@ func (h *Healer) alertOf(ctx context.Context, run store.Run) (*store.StoredAlert
 	return &a, nil
 }
 
-// condition runs a runbook query scoped to the alert's labels.
+// condition runs a runbook query scoped to the alert's labels; a query with
+// a forecast asks it of the scoped expression's history.
 func (h *Healer) condition(ctx context.Context, q *config.Query, labels map[string]string) (bool, string, error) {
 	expr, err := query.Scope(q.Expr, q.Labels, labels)
 	if err != nil {
 		return false, q.Expr, err
+	}
+	if q.Forecast != nil {
+		return h.forecastHolds(ctx, expr, q.Forecast)
 	}
 	ok, v, err := query.Holds(ctx, h.opts.Querier, expr, q.Expect, h.now())
 	detail := expr

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
 
+	"github.com/deus-ex-machina/deus/internal/config"
 	"github.com/deus-ex-machina/deus/internal/forecast"
 	"github.com/deus-ex-machina/deus/internal/query"
 )
@@ -89,16 +93,6 @@ var ErrNoRangeQueries = errors.New("the configured Prometheus answers no range q
 // that did best on its own recent past. Forecasts are context for people
 // and runbooks, never a reason to act on their own.
 func (h *Healer) Forecast(ctx context.Context, r ForecastRequest) ([]SeriesForecast, error) {
-	rq, ok := h.opts.Querier.(query.RangeQuerier)
-	if !ok {
-		return nil, ErrNoRangeQueries
-	}
-	if r.Horizon <= 0 {
-		return nil, errors.New("horizon: must be > 0")
-	}
-	if r.History <= 0 {
-		r.History = 14 * 24 * time.Hour
-	}
 	expr := r.Expr
 	if r.Instance != "" {
 		var err error
@@ -106,32 +100,59 @@ func (h *Healer) Forecast(ctx context.Context, r ForecastRequest) ([]SeriesForec
 			return nil, fmt.Errorf("expr: %w", err)
 		}
 	}
-	now := h.now()
-	step := max(r.Horizon/48, time.Second)
-	step = min(step, 5*time.Minute)
-	m, err := rq.QueryRange(ctx, expr, now.Add(-r.History), now, step)
+	m, opts, err := h.history(ctx, expr, r.Horizon, r.History)
 	if err != nil {
 		return nil, err
 	}
+	opts.Threshold = r.Threshold
 	out := make([]SeriesForecast, 0, len(m))
 	for _, ss := range m {
-		out = append(out, forecastSeries(ss, r, step))
+		out = append(out, forecastSeries(ss, opts))
 	}
 	return out, nil
 }
 
-// forecastSeries forecasts one series; a series that cannot be forecast
-// says why in Error.
-func forecastSeries(ss *model.SampleStream, r ForecastRequest, step time.Duration) SeriesForecast {
-	sf := SeriesForecast{Labels: map[string]string{}}
-	for k, v := range ss.Metric {
-		sf.Labels[string(k)] = string(v)
+// history reads the past of expr's series that a forecast at horizon is
+// made from: the last history (14 days when 0) at a 48th of the horizon,
+// between a second and 5 minutes. It returns the options the forecast of
+// each series takes, so that every forecast reads its history alike.
+func (h *Healer) history(ctx context.Context, expr string, horizon, history time.Duration) (model.Matrix, forecast.Options, error) {
+	rq, ok := h.opts.Querier.(query.RangeQuerier)
+	if !ok {
+		return nil, forecast.Options{}, ErrNoRangeQueries
 	}
+	if horizon <= 0 {
+		return nil, forecast.Options{}, errors.New("horizon: must be > 0")
+	}
+	if history <= 0 {
+		history = 14 * 24 * time.Hour
+	}
+	now := h.now()
+	step := min(max(horizon/48, time.Second), 5*time.Minute)
+	m, err := rq.QueryRange(ctx, expr, now.Add(-history), now, step)
+	if err != nil {
+		return nil, forecast.Options{}, err
+	}
+	return m, forecast.Options{Horizon: horizon, Step: step, History: history}, nil
+}
+
+// samplesOf is a series' history as the forecast takes it.
+func samplesOf(ss *model.SampleStream) []forecast.Sample {
 	samples := make([]forecast.Sample, len(ss.Values))
 	for i, v := range ss.Values {
 		samples[i] = forecast.Sample{T: v.Timestamp.Time(), V: float64(v.Value)}
 	}
-	opts := forecast.Options{Horizon: r.Horizon, Step: step, History: r.History, Threshold: r.Threshold}
+	return samples
+}
+
+// forecastSeries forecasts one series; a series that cannot be forecast
+// says why in Error.
+func forecastSeries(ss *model.SampleStream, opts forecast.Options) SeriesForecast {
+	sf := SeriesForecast{Labels: map[string]string{}}
+	for k, v := range ss.Metric {
+		sf.Labels[string(k)] = string(v)
+	}
+	samples := samplesOf(ss)
 	res, err := forecast.Forecast(samples, opts)
 	if err != nil {
 		sf.Error = err.Error()
@@ -152,14 +173,85 @@ func forecastSeries(ss *model.SampleStream, r ForecastRequest, step time.Duratio
 		sf.History = append(sf.History, PathPoint{T: p.T, Point: p.V, Lower: p.V, Upper: p.V})
 	}
 	// The path: the chosen method at quarters of the horizon.
+	horizon := opts.Horizon
 	opts.Methods, opts.Threshold = []forecast.Method{res.Method}, nil
 	for q := 1; q <= 4; q++ {
-		opts.Horizon = r.Horizon * time.Duration(q) / 4
+		opts.Horizon = horizon * time.Duration(q) / 4
 		if p, err := forecast.Forecast(samples, opts); err == nil {
 			sf.Path = append(sf.Path, PathPoint{T: p.At, Point: p.Point, Lower: p.Lower, Upper: p.Upper})
 		}
 	}
 	return sf
+}
+
+// forecastHolds is a precheck's forecast: whether a series of expr crosses
+// f's threshold now or within its horizon, by the point forecast or, by
+// interval, the interval's near edge. It is asked only of a run an alert
+// started, so it can stop a run, never start one. The detail says what was
+// forecast: the series that crosses first, by which method and when, or
+// "not below 0 within 1h". A series that cannot be forecast (too short a
+// history) does not cross; when none crosses, its error is the answer, since
+// "not within the horizon" would not be known.
+func (h *Healer) forecastHolds(ctx context.Context, expr string, f *config.QueryForecast) (bool, string, error) {
+	m, opts, err := h.history(ctx, expr, time.Duration(f.Horizon), time.Duration(f.History))
+	if err != nil {
+		return false, expr, fmt.Errorf("forecast: %w", err)
+	}
+	th := forecast.Threshold{Value: *f.Threshold, Direction: forecast.Direction(f.Direction)}
+	opts.Threshold = &th
+	var (
+		first   *forecast.Result // the series that crosses first
+		firstOf model.Metric
+		firstAt time.Time
+		methods []string
+		failed  error
+	)
+	for _, ss := range m {
+		res, err := forecast.Forecast(samplesOf(ss), opts)
+		if err != nil {
+			if failed == nil {
+				failed = fmt.Errorf("forecast %s: %w", ss.Metric, err)
+			}
+			continue
+		}
+		if !slices.Contains(methods, string(res.Method)) {
+			methods = append(methods, string(res.Method))
+		}
+		if at, ok := crossedAt(res.Crossing, f.By); ok && (first == nil || at.Before(firstAt)) {
+			first, firstOf, firstAt = &res, ss.Metric, at
+		}
+	}
+	detail := fmt.Sprintf("%s -> %d series; ", expr, len(m))
+	value := strconv.FormatFloat(th.Value, 'g', -1, 64)
+	by := ""
+	if f.By == "interval" {
+		by = ", its interval's near edge"
+	}
+	switch {
+	case first != nil && first.Crossing.Now:
+		return true, detail + fmt.Sprintf("%s is at or %s %s now", firstOf, th.Direction, value), nil
+	case first != nil:
+		in := model.Duration(max(firstAt.Sub(h.now()), 0).Round(time.Second))
+		return true, detail + fmt.Sprintf("%s forecast by %s%s: %s %s at %s (in %s), within %s",
+			firstOf, first.Method, by, th.Direction, value, firstAt.UTC().Round(time.Second).Format(time.RFC3339), in, f.Horizon), nil
+	case failed != nil:
+		return false, detail + "none crosses, and a series could not be forecast", failed
+	case len(m) == 0:
+		return false, detail + "nothing to forecast", nil
+	}
+	return false, detail + fmt.Sprintf("forecast by %s%s: not %s %s within %s", strings.Join(methods, ", "), by, th.Direction, value, f.Horizon), nil
+}
+
+// crossedAt is when a forecast crosses its threshold within the horizon,
+// by the point forecast or by the interval's near edge.
+func crossedAt(c *forecast.Crossing, by string) (time.Time, bool) {
+	switch {
+	case c == nil:
+		return time.Time{}, false
+	case by == "interval":
+		return c.Earliest, !c.Earliest.IsZero()
+	}
+	return c.At, c.Within
 }
 
 // tail returns the samples after since, thinned to at most n.

@@ -1,13 +1,19 @@
 package healer
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/deus-ex-machina/deus/internal/action"
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
@@ -238,6 +244,130 @@ func TestStagePrecheckSkipsARunWhoseConditionIsGone(t *testing.T) {
 	e.q.set(false)
 	v, err = precheck{e.h}.Exec(t.Context(), f)
 	e.want(t, "a condition that is gone", f, v, err, Stop, store.RunSkipped, "prechecked:holds prechecked:no_longer_true skipped:skipped")
+}
+
+// forecastRunbook is stageRunbook whose precheck asks whether free space
+// reaches 0 within the hour, by the point forecast or the interval.
+func forecastRunbook(by string) string {
+	return strings.Replace(stageRunbook, "precheck: {expr: 'up == 0'}",
+		"precheck: {expr: node_filesystem_avail_bytes, labels: [instance], forecast: {horizon: 1h, threshold: 0, history: 2d, by: "+by+"}}", 1)
+}
+
+// noisyFall falls by 1 a second to 0 at 90 minutes after now, with a
+// uniform noise of +-3000 drawn from the time: the point forecast reaches
+// 0 after the hour, the interval's lower edge within it.
+func noisyFall(now time.Time) func(time.Time) float64 {
+	return func(t time.Time) float64 {
+		u := float64((uint64(t.Unix())*0x9E3779B97F4A7C15)>>11) / (1 << 53)
+		return now.Add(90*time.Minute).Sub(t).Seconds() + (2*u-1)*3000
+	}
+}
+
+func TestStagePrecheckForecastLetsOnlyARunWhoseSeriesCrossesWithinTheHorizon(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		by        string // point when empty
+		load      func(now time.Time) func(time.Time) float64
+		rangeless bool // the querier answers no range queries
+		verdict   Verdict
+		state     store.RunState
+		audit     string
+		detail    string // in the prechecked record's query field
+		reason    string // the prechecked record's reason
+	}{
+		"a falling series that reaches 0 in half an hour proceeds": {
+			load: func(now time.Time) func(time.Time) float64 {
+				return func(t time.Time) float64 { return now.Add(30 * time.Minute).Sub(t).Seconds() }
+			},
+			verdict: Next, state: store.RunPending, audit: "prechecked:holds",
+			detail: `node_filesystem_avail_bytes{instance="127.0.0.1"} -> 1 series; {instance="x"} forecast by linear: below 0 at 2026-11-23T18:50:00Z (in 30m), within 1h`,
+		},
+		"a series already at 0 proceeds": {
+			load:    func(time.Time) func(time.Time) float64 { return func(time.Time) float64 { return 0 } },
+			verdict: Next, state: store.RunPending, audit: "prechecked:holds",
+			detail: `{instance="x"} is at or below 0 now`,
+		},
+		"a flat series is skipped, saying it does not cross within the horizon": {
+			load:    func(time.Time) func(time.Time) float64 { return func(time.Time) float64 { return 5e9 } },
+			verdict: Stop, state: store.RunSkipped, audit: "prechecked:no_longer_true skipped:skipped",
+			detail: "1 series; forecast by naive: not below 0 within 1h",
+		},
+		"a noisy fall whose point forecast crosses after the horizon is skipped": {
+			load:    noisyFall,
+			verdict: Stop, state: store.RunSkipped, audit: "prechecked:no_longer_true skipped:skipped",
+			detail: "not below 0 within 1h",
+		},
+		"the same fall proceeds by the interval, whose lower edge crosses within it": {
+			by: "interval", load: noisyFall,
+			verdict: Next, state: store.RunPending, audit: "prechecked:holds",
+			detail: `, its interval's near edge: below 0 at`,
+		},
+		"a series with half an hour of history fails the precheck, which cannot tell": {
+			load: func(now time.Time) func(time.Time) float64 {
+				return func(t time.Time) float64 {
+					if t.Before(now.Add(-30 * time.Minute)) {
+						return math.NaN() // dropped, as a gap is
+					}
+					return 5e9
+				}
+			},
+			verdict: Stop, state: store.RunSkipped, audit: "prechecked:error skipped:skipped",
+			detail: "none crosses, and a series could not be forecast", reason: `forecast {instance="x"}: not enough data`,
+		},
+		"without range queries the precheck fails and the run is skipped": {
+			load:      func(time.Time) func(time.Time) float64 { return func(time.Time) float64 { return 0 } },
+			rangeless: true,
+			verdict:   Stop, state: store.RunSkipped, audit: "prechecked:error skipped:skipped",
+			reason: "forecast: the configured Prometheus answers no range queries",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newStageEnv(t, forecastRunbook(cmp.Or(tc.by, "point")))
+			e.q.load = tc.load(e.clock.Now())
+			if tc.rangeless {
+				e.h.opts.Querier = instantOnly{e.q}
+			}
+			f := e.flow(t, store.RunPending)
+			v, err := precheck{e.h}.Exec(t.Context(), f)
+			e.want(t, name, f, v, err, tc.verdict, tc.state, tc.audit)
+			rec := lastRecord(t, e.dir, audit.KindPrechecked)
+			if !strings.Contains(rec.Fields["query"], tc.detail) || !strings.Contains(rec.Reason, tc.reason) {
+				t.Errorf("prechecked: query %q, reason %q; want them to contain %q and %q", rec.Fields["query"], rec.Reason, tc.detail, tc.reason)
+			}
+		})
+	}
+}
+
+// instantOnly answers instant queries only, as a server without the range
+// API would.
+type instantOnly struct{ q *fakeQuerier }
+
+func (i instantOnly) Query(ctx context.Context, expr string, ts time.Time) (model.Vector, error) {
+	return i.q.Query(ctx, expr, ts)
+}
+
+// lastRecord is the last audit record of kind.
+func lastRecord(t *testing.T, dir string, kind audit.Kind) audit.Record {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "audit", "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last audit.Record
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var r audit.Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind == kind {
+			last = r
+		}
+	}
+	if last.Kind != kind {
+		t.Fatalf("no %s record", kind)
+	}
+	return last
 }
 
 func TestStageGuardHoldsTheRunbooksLockUntilBegin(t *testing.T) {
