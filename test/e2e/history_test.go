@@ -2,12 +2,9 @@ package e2e_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -18,8 +15,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
-	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/deus-ex-machina/deus/internal/testenv"
 )
 
 // The anomaly rules (rules/anomaly.rules.yml) judge a signal against the
@@ -180,36 +177,14 @@ func median(v []float64) float64 {
 // directory of a Prometheus TSDB that has not been opened yet.
 func (h *signalHistory) writeBlock(t testing.TB, dir string) {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.DiscardHandler)
-	w, err := tsdb.NewBlockWriter(logger, dir, tsdb.DefaultBlockDuration)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := w.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	ctx := context.Background()
-	app := w.AppenderV2(ctx)
-	for _, s := range h.series {
-		var ref storage.SeriesRef
+	series := make([]testenv.Series, len(h.series))
+	for i, s := range h.series {
+		series[i].Labels = s.labels
 		for _, p := range s.samples {
-			ref, err = app.Append(ref, s.labels, 0, p.t.UnixMilli(), p.v, nil, nil, storage.AppendV2Options{})
-			if err != nil {
-				t.Fatalf("append %s: %v", s.labels, err)
-			}
+			series[i].Samples = append(series[i].Samples, testenv.Sample{T: p.t, V: p.v})
 		}
 	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Flush(ctx); err != nil {
-		t.Fatalf("write a block into %s: %v", dir, err)
-	}
+	testenv.WriteBlock(t, dir, series)
 }
 
 // importVM posts the history to VictoriaMetrics' import API (the text
