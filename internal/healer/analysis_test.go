@@ -15,7 +15,9 @@ type alertsRange struct {
 	spans []int
 }
 
-func (q *alertsRange) Query(context.Context, string, time.Time) (model.Vector, error) { return nil, nil }
+func (q *alertsRange) Query(context.Context, string, time.Time) (model.Vector, error) {
+	return nil, nil
+}
 
 func (q *alertsRange) QueryRange(_ context.Context, expr string, start, end time.Time, step time.Duration) (model.Matrix, error) {
 	q.spans = append(q.spans, int(end.Sub(start)/step)+1)
