@@ -81,13 +81,18 @@ func table(w io.Writer, title string, rows int, header string, fill func(row fun
 	}
 	fmt.Fprintf(w, "\n%s:\n", title)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  "+header)
+	fmt.Fprintf(tw, "  %s\n", header)
 	fill(func(cells ...any) {
-		fmt.Fprint(tw, " ")
-		for _, c := range cells {
-			fmt.Fprintf(tw, " %v\t", c)
+		line := " "
+		for i, c := range cells {
+			if i > 0 {
+				line += "\t"
+			} else {
+				line += " "
+			}
+			line += fmt.Sprint(c)
 		}
-		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, line)
 	})
 	tw.Flush()
 }
