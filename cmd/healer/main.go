@@ -441,7 +441,11 @@ func printSchedule(stdout, stderr io.Writer, b []byte) int {
 	if len(s.Blackouts) > 0 {
 		fmt.Fprintf(stdout, "Never in: %s\n", strings.Join(s.Blackouts, "; "))
 	}
-	fmt.Fprintf(stdout, "Runbooks that wait for a window: %s\n", strings.Join(append([]string{}, s.Runbooks...), ", "))
+	waiting := strings.Join(s.Runbooks, ", ")
+	if waiting == "" {
+		waiting = "none (mark a runbook maintenance: true)"
+	}
+	fmt.Fprintf(stdout, "Runbooks that wait for a window: %s\n", waiting)
 	return 0
 }
 
