@@ -68,7 +68,7 @@ func (h *Healer) Analyze(ctx context.Context, r AnalysisRequest) (Analysis, erro
 		}
 		episodes = append(episodes, eps...)
 	} else {
-		out.Notes = append(out.Notes, "no Prometheus answers range queries: only the alerts the healer received are read")
+		out.Notes = append(out.Notes, ErrNoRangeQueries.Error()+": only the alerts the healer received are read")
 	}
 	received, err := h.opts.Store.AlertsSince(ctx, since, historyLimit)
 	if err != nil {

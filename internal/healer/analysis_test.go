@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/deus-ex-machina/deus/internal/alertmanager"
+	"github.com/deus-ex-machina/deus/internal/store"
 )
 
 // alertsRange answers range queries from a series firing during fire, and
@@ -60,5 +63,32 @@ func TestAlertEpisodesReadInBoundedQueriesWithoutSeams(t *testing.T) {
 		if d := e.End.Sub(e.Start); d != 30*time.Minute && d != 10*time.Minute {
 			t.Errorf("episode %s to %s lasts %s; want 30m (or 10m across the seam)", e.Start, e.End, d)
 		}
+	}
+}
+
+func TestReceivedAlertsAndRunsBecomeTheHistory(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
+	ls := model.LabelSet{"alertname": "DiskFull", "instance": "db1"}
+	alerts := []store.StoredAlert{
+		{Alert: alertmanager.Alert{Fingerprint: "a", Status: alertmanager.StatusFiring, StartsAt: t0, Labels: ls}},
+		// Delivered again while firing, then resolved.
+		{Alert: alertmanager.Alert{Fingerprint: "a", Status: alertmanager.StatusFiring, StartsAt: t0, Labels: ls}},
+		{Alert: alertmanager.Alert{Fingerprint: "a", Status: alertmanager.StatusResolved, StartsAt: t0, EndsAt: t0.Add(10 * time.Minute), Labels: ls}},
+		// Never resolved: still firing.
+		{Alert: alertmanager.Alert{Fingerprint: "a", Status: alertmanager.StatusFiring, StartsAt: t0.Add(time.Hour), Labels: ls}},
+	}
+	eps := receivedEpisodes(alerts)
+	if len(eps) != 2 || !eps[0].End.Equal(t0.Add(10*time.Minute)) || !eps[1].End.IsZero() || eps[0].Instance != "db1" || eps[0].Source != "healer" {
+		t.Errorf("episodes: %+v; want one of 10m and one still firing, from the healer", eps)
+	}
+	runs := analysisRuns([]store.Run{
+		{Runbook: "clean", Alertname: "DiskFull", Labels: map[string]string{"instance": "db1"}, StartedAt: t0, FinishedAt: t0.Add(time.Minute), State: store.RunSucceeded},
+		{Runbook: "clean", DryRun: true, StartedAt: t0, State: store.RunDryRun},
+		{Runbook: "clean", State: store.RunSkipped},
+		{Action: "restart_service", StartedAt: t0, State: store.RunSucceeded}, // by hand
+	})
+	if len(runs) != 1 || !runs[0].Succeeded || runs[0].Instance != "db1" {
+		t.Errorf("runs: %+v; want the one runbook run that acted", runs)
 	}
 }

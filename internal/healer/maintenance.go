@@ -62,7 +62,7 @@ func (h *Healer) slots(ctx context.Context, m *config.Maintenance, now time.Time
 func (h *Healer) loadHistory(ctx context.Context, m *config.Maintenance, now time.Time) ([]guard.Sample, error) {
 	rq, ok := h.opts.Querier.(query.RangeQuerier)
 	if !ok {
-		return nil, errors.New("the configured Prometheus answers no range queries")
+		return nil, ErrNoRangeQueries
 	}
 	mat, err := rq.QueryRange(ctx, m.Signal, now.Add(-time.Duration(m.History)), now, 5*time.Minute)
 	if err != nil {
