@@ -40,6 +40,7 @@ type Config struct {
 	API          API         `yaml:"api"`
 	Approvals    Approvals   `yaml:"approvals"`
 	Maintenance  Maintenance `yaml:"maintenance"`
+	Incidents    Incidents   `yaml:"incidents"`
 	Storage      Storage     `yaml:"storage"`
 	Audit        Audit       `yaml:"audit"`
 	Actions      Actions     `yaml:"actions"`
@@ -457,6 +458,7 @@ func (c *Config) setDefaults() {
 	if g.InstanceLabel == "" {
 		g.InstanceLabel = "instance"
 	}
+	c.defaultIncidents()
 	m := &c.Maintenance
 	if m.Signal == "" {
 		m.Signal = `sum(rate(node_cpu_seconds_total{mode!="idle"}[5m]))`
@@ -782,6 +784,7 @@ func (c *Config) validate(specs []action.Spec) error {
 		}
 	}
 	c.validateMaintenance(bad)
+	c.validateIncidents(bad)
 	for i, h := range c.API.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, "/@:?# \t\n") {
 			bad(fmt.Sprintf("%q: want a host name without scheme, port or path", h), "api", "allowed_hosts", i)

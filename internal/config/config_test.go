@@ -162,6 +162,18 @@ func TestLoadErrors(t *testing.T) {
 			yaml: forecastRunbook("{horizon: 1h, threshold: 0}\n      expect: empty"),
 			want: []string{"runbooks[0].precheck.expect (line 9): has no meaning beside a forecast"},
 		},
+		"an incident cause with a bad matcher and no effect": {
+			yaml: "incidents:\n  causes:\n    - name: x\n      cause: ['alertname=~\"(\"']\n",
+			want: []string{"incidents.causes[0].cause[0] (line 4)", "incidents.causes[0].effect", "at least one matcher"},
+		},
+		"an incident group_wait longer than its window": {
+			yaml: "incidents: {window: 1m, group_wait: 2m}\n",
+			want: []string{"incidents.group_wait (line 1): 2m is longer than the window (1m)"},
+		},
+		"an incident grouped by what is not a label": {
+			yaml: "incidents: {group_by: [instance, 'not a label']}\n",
+			want: []string{"incidents.group_by[1] (line 1)"},
+		},
 		"a forecast on a verification": {
 			yaml: "prometheus: {url: http://x}\nrunbooks:\n  - name: a\n    match: ['alertname=\"A\"']\n    steps: [{action: restart_service, params: {unit: a.service}}]\n" +
 				"    verify:\n      expr: up\n      forecast: {horizon: 1h, threshold: 0}\n",
