@@ -220,8 +220,8 @@ func TestMigrateAddsTheAuditHead(t *testing.T) {
 				}
 			}()
 			var version int
-			if err := s.r.QueryRowContext(t.Context(), `PRAGMA user_version`).Scan(&version); err != nil || version != 3 {
-				t.Errorf("schema version after Open: %d, %v; want 3", version, err)
+			if err := s.r.QueryRowContext(t.Context(), `PRAGMA user_version`).Scan(&version); err != nil || version != schemaVersion {
+				t.Errorf("schema version after Open: %d, %v; want %d", version, err, schemaVersion)
 			}
 			if got := headOf(t, s); got != "none" {
 				t.Errorf("head after migration: got %s, want none", got)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/deus-ex-machina/deus/internal/action"
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
+	"github.com/deus-ex-machina/deus/internal/incident"
 )
 
 // Alert states: an accepted alert is new until the planner has decided what
@@ -75,6 +76,8 @@ type Run struct {
 	FinishedAt  time.Time         `json:"finished_at,omitzero"`
 	ExpiresAt   time.Time         `json:"expires_at,omitzero"`
 	DecidedBy   string            `json:"decided_by,omitempty"`
+	// IncidentID is the incident the run acts for, if its alert is in one.
+	IncidentID string `json:"incident_id,omitempty"`
 }
 
 // NewAlerts returns up to limit alerts in state new, oldest first.
@@ -261,6 +264,8 @@ type Decision struct {
 	ID          int64
 	State, Note string
 	Runs        []Run
+	// Incident, when set, is saved as it is after this decision.
+	Incident *incident.Incident
 }
 
 // PlanBatch records several decisions in one transaction.
@@ -306,6 +311,11 @@ func (s *Store) PlanBatch(ctx context.Context, ds []Decision) error {
 		for _, d := range ds {
 			for _, r := range d.Runs {
 				if err := insertRun(ctx, tx, r); err != nil {
+					return err
+				}
+			}
+			if d.Incident != nil {
+				if err := saveIncident(ctx, tx, *d.Incident); err != nil {
 					return err
 				}
 			}
@@ -359,10 +369,10 @@ func insertRun(ctx context.Context, tx *sql.Tx, r Run) error {
 	steps, _ := json.Marshal(r.Steps)
 	labels, _ := json.Marshal(r.Labels)
 	_, err := tx.ExecContext(ctx, `INSERT INTO runs
-		(id, alert_key, fingerprint, alertname, runbook, action, target, steps, labels, tier, dry_run, state, reason, created_at, updated_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(id, alert_key, fingerprint, alertname, runbook, action, target, steps, labels, tier, dry_run, state, reason, created_at, updated_at, expires_at, incident_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.AlertKey, r.Fingerprint, r.Alertname, r.Runbook, r.Action, r.Target, string(steps), string(labels), r.Tier.String(),
-		r.DryRun, r.State, r.Reason, r.CreatedAt.UnixNano(), r.CreatedAt.UnixNano(), unixNano(r.ExpiresAt))
+		r.DryRun, r.State, r.Reason, r.CreatedAt.UnixNano(), r.CreatedAt.UnixNano(), unixNano(r.ExpiresAt), r.IncidentID)
 	if err != nil {
 		return fmt.Errorf("insert run %s: %w", r.ID, err)
 	}
@@ -458,7 +468,7 @@ func (s *Store) UpdateRun(ctx context.Context, id string, u Update, from ...RunS
 }
 
 const runCols = `id, alert_key, fingerprint, alertname, runbook, action, target, steps, labels, tier, dry_run, state, reason,
-	created_at, updated_at, started_at, finished_at, expires_at, decided_by`
+	created_at, updated_at, started_at, finished_at, expires_at, decided_by, incident_id`
 
 // Run returns the run called id.
 func (s *Store) Run(ctx context.Context, id string) (Run, error) {
@@ -532,7 +542,7 @@ func (s *Store) queryRuns(ctx context.Context, where string, args ...any) ([]Run
 			created, updated, started, fin, x int64
 		)
 		if err := rows.Scan(&r.ID, &r.AlertKey, &r.Fingerprint, &r.Alertname, &r.Runbook, &r.Action, &r.Target,
-			&steps, &labels, &tier, &r.DryRun, &r.State, &r.Reason, &created, &updated, &started, &fin, &x, &r.DecidedBy); err != nil {
+			&steps, &labels, &tier, &r.DryRun, &r.State, &r.Reason, &created, &updated, &started, &fin, &x, &r.DecidedBy, &r.IncidentID); err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(steps), &r.Steps); err != nil {

@@ -227,8 +227,9 @@ const unplanned = `id > (SELECT planned_through FROM planner) AND state = 'new'`
 // key alone and queued new ones in a table of their own; version 2 indexes
 // them by startsAt first, so that new alerts land at the end of the index
 // rather than all over it, and keeps the queue as a mark in the alerts.
-// Version 3 adds the audit chain's head (auditHeadTable).
-const schemaVersion = 3
+// Version 3 adds the audit chain's head (auditHeadTable); version 4
+// incidents (incidentsTable) and the incident of each run.
+const schemaVersion = 4
 
 const alertsTable = `
 CREATE TABLE IF NOT EXISTS alerts (
@@ -295,7 +296,8 @@ CREATE TABLE IF NOT EXISTS runs (
 	started_at   INTEGER NOT NULL DEFAULT 0,
 	finished_at  INTEGER NOT NULL DEFAULT 0,
 	expires_at   INTEGER NOT NULL DEFAULT 0,
-	decided_by   TEXT NOT NULL DEFAULT ''
+	decided_by   TEXT NOT NULL DEFAULT '',
+	incident_id  TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS runs_state ON runs(state);
 CREATE INDEX IF NOT EXISTS runs_guard ON runs(runbook, target, started_at);
@@ -379,6 +381,12 @@ func migrate(db *sql.DB) (was int, err error) {
 	// version 2 one alike.
 	if _, err := tx.Exec(auditHeadTable); err != nil {
 		return 0, fmt.Errorf("migrate to schema version 3: %w", err)
+	}
+	if _, err := tx.Exec(incidentsTable); err != nil {
+		return 0, fmt.Errorf("migrate to schema version 4: %w", err)
+	}
+	if err := addRunIncident(tx); err != nil {
+		return 0, fmt.Errorf("migrate to schema version 4: %w", err)
 	}
 	// user_version takes no bound parameter; schemaVersion is a constant.
 	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {

@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/deus-ex-machina/deus/internal/incident"
+)
+
+// incidentsTable (schema version 4) keeps each incident whole as JSON,
+// with the columns it is looked up by beside it.
+const incidentsTable = `
+CREATE TABLE IF NOT EXISTS incidents (
+	id          TEXT PRIMARY KEY,
+	grp         TEXT NOT NULL,
+	state       TEXT NOT NULL,
+	opened_at   INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL,
+	resolved_at INTEGER NOT NULL DEFAULT 0,
+	body        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents(state, grp);
+CREATE INDEX IF NOT EXISTS incidents_opened ON incidents(opened_at);`
+
+// addRunIncident gives a version 3 runs table the incident column.
+func addRunIncident(tx *sql.Tx) error {
+	var n int
+	if err := tx.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('runs') WHERE name = 'incident_id'`).Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	_, err := tx.Exec(`ALTER TABLE runs ADD COLUMN incident_id TEXT NOT NULL DEFAULT ''`)
+	return err
+}
+
+// OpenIncidents returns the open incidents of the given groups.
+func (s *Store) OpenIncidents(ctx context.Context, groups []string) ([]incident.Incident, error) {
+	if len(groups) == 0 {
+		return nil, nil
+	}
+	args := []any{string(incident.Open)}
+	for _, g := range groups {
+		args = append(args, g)
+	}
+	// Only placeholders are concatenated; values are bound.
+	return s.queryIncidents(ctx, `WHERE state = ? AND grp IN (?`+strings.Repeat(", ?", len(groups)-1)+`) ORDER BY opened_at`, args...)
+}
+
+// IncidentFilter selects incidents.
+type IncidentFilter struct {
+	// State is open, resolved, or empty for both.
+	State incident.State
+	Limit int
+}
+
+// Incidents returns incidents, newest first.
+func (s *Store) Incidents(ctx context.Context, f IncidentFilter) ([]incident.Incident, error) {
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	if f.State != "" {
+		return s.queryIncidents(ctx, `WHERE state = ? ORDER BY opened_at DESC LIMIT ?`, string(f.State), f.Limit)
+	}
+	return s.queryIncidents(ctx, `ORDER BY opened_at DESC LIMIT ?`, f.Limit)
+}
+
+// Incident returns the incident called id, or ErrNotFound.
+func (s *Store) Incident(ctx context.Context, id string) (incident.Incident, error) {
+	ins, err := s.queryIncidents(ctx, `WHERE id = ?`, id)
+	if err != nil {
+		return incident.Incident{}, err
+	}
+	if len(ins) == 0 {
+		return incident.Incident{}, fmt.Errorf("incident %s: %w", id, ErrNotFound)
+	}
+	return ins[0], nil
+}
+
+func (s *Store) queryIncidents(ctx context.Context, where string, args ...any) ([]incident.Incident, error) {
+	s.read(1)
+	rows, err := s.r.QueryContext(ctx, `SELECT body FROM incidents `+where, args...) //nolint:gosec // where is a constant clause
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []incident.Incident
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		var in incident.Incident
+		if err := json.Unmarshal([]byte(body), &in); err != nil {
+			return nil, fmt.Errorf("decode an incident: %w", err)
+		}
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
+func saveIncident(ctx context.Context, tx *sql.Tx, in incident.Incident) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO incidents (id, grp, state, opened_at, updated_at, resolved_at, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
+			resolved_at = excluded.resolved_at, body = excluded.body`,
+		in.ID, in.Group, string(in.State), in.OpenedAt.UnixNano(), in.UpdatedAt.UnixNano(), unixNano(in.ResolvedAt), string(body))
+	if err != nil {
+		return fmt.Errorf("save incident %s: %w", in.ID, err)
+	}
+	return nil
+}
