@@ -171,6 +171,17 @@ type Action interface {
 	Run(ctx context.Context, req Request) (Result, error)
 }
 
+// Checker is implemented by actions that can tell from a run's parameters
+// that they would refuse it (a protected address, say). The healer asks
+// before it plans a run or lets one wait for approval, so that nobody is
+// asked to approve what would be refused; Run checks again, since what is
+// protected can change in between.
+type Checker interface {
+	// Check returns an error wrapping ErrRefused when a run with params
+	// (validated against the Spec) would be refused.
+	Check(params map[string]string) error
+}
+
 // Reverser is implemented by actions whose runs can be undone.
 type Reverser interface {
 	// Rollback undoes a run from the Undo of its Result.

@@ -1,15 +1,23 @@
 package action
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/deus-ex-machina/deus/internal/collector"
 )
 
 // Firewall backends of block_ip.
@@ -30,6 +38,20 @@ type BlockOptions struct {
 	// monitoring hosts) that block_ip refuses, with anything overlapping
 	// them. Loopback and the unspecified addresses are always refused.
 	NeverBlock []string
+	// HostAddrs returns this host's addresses, asked on every run (they
+	// change); nil means the addresses of every interface
+	// (net.InterfaceAddrs). A prefix holding one is refused.
+	HostAddrs func() ([]netip.Addr, error)
+	// Peers returns the addresses the healer's own API and webhook
+	// clients came from recently (Peers.List); a prefix holding one is
+	// refused. Nil means none are known.
+	Peers func() []netip.Addr
+	// AuthLogs are the auth logs from: auth_log reads, the first that
+	// exists; nil means collector.DefaultAuthLogs.
+	AuthLogs []string
+	// ProcRoot is where /proc is mounted, for from: sockets; "" means
+	// /proc.
+	ProcRoot string
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -51,9 +73,28 @@ type BlockIP struct {
 	fw         string // what firewall() found
 	runner     Runner
 	neverBlock []netip.Prefix
+	hostAddrs  func() ([]netip.Addr, error)
+	peers      func() []netip.Addr
+	authLogs   []string
+	procRoot   string
 	now        func() time.Time
 	logger     *slog.Logger
 }
+
+// Where block_ip's from: finds the address to block.
+const (
+	FromAuthLog = "auth_log"
+	FromSockets = "sockets"
+)
+
+// Offender search bounds: from: auth_log reads failures logged in the last
+// offenderWindow, in at most the last authTailBytes of the log.
+const (
+	offenderWindow   = 15 * time.Minute
+	authTailBytes    = 4 << 20
+	defaultMinCount  = 10
+	maxBlockTTLHours = 7 * 24
+)
 
 // alwaysProtected are never blocked: blocking them cuts the host off from
 // itself.
@@ -61,7 +102,19 @@ var alwaysProtected = []string{"127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128"}
 
 // NewBlockIP returns block_ip.
 func NewBlockIP(o BlockOptions) (*BlockIP, error) {
-	b := &BlockIP{backend: o.Backend, runner: o.Runner, now: o.Now, logger: o.Logger}
+	b := &BlockIP{
+		backend: o.Backend, runner: o.Runner, hostAddrs: o.HostAddrs, peers: o.Peers,
+		authLogs: o.AuthLogs, procRoot: cmp.Or(o.ProcRoot, "/proc"), now: o.Now, logger: o.Logger,
+	}
+	if b.hostAddrs == nil {
+		b.hostAddrs = interfaceAddrs
+	}
+	if b.peers == nil {
+		b.peers = func() []netip.Addr { return nil }
+	}
+	if b.authLogs == nil {
+		b.authLogs = collector.DefaultAuthLogs
+	}
 	if b.runner == nil {
 		return nil, errors.New("block_ip: no runner")
 	}
@@ -133,13 +186,16 @@ func parsePrefix(s string) (netip.Prefix, error) {
 func (b *BlockIP) Spec() Spec {
 	return Spec{
 		Name:       "block_ip",
-		Doc:        "Drop incoming packets from an address or prefix for ttl (nftables or iptables, firewall: " + b.backend + "). Refuses loopback, the unspecified address, prefixes broader than /8 (IPv4) or /32 (IPv6), and the never-block list.",
+		Doc:        "Drop incoming packets from an address or prefix for ttl (nftables or iptables, firewall: " + b.backend + "). The address is given, or found when the run starts (from: auth_log, the remote with the most recent failures of service; from: sockets, the remote holding the most inbound connections). Refuses loopback, the unspecified address, prefixes broader than /8 (IPv4) or /32 (IPv6), the never-block list, this host's addresses and the addresses the healer's API and webhook were used from.",
 		Tier:       TierHigh,
 		Timeout:    30 * time.Second,
 		Reversible: true,
 		Params: []Param{
-			{Name: "address", Type: TypeIP, Pattern: "cidr", Required: true, Doc: "Address or prefix to block."},
-			{Name: "ttl", Type: TypeDuration, Default: "1h", Min: Bound(1), Max: Bound(7 * 24 * 3600), Doc: "How long the block lasts, at most 7d."},
+			{Name: "address", Type: TypeIP, Pattern: "cidr", Doc: "Address or prefix to block; or set from instead."},
+			{Name: "from", Type: TypeEnum, Enum: []string{FromAuthLog, FromSockets}, Doc: "Find the address when the run starts: auth_log (failures of service in the last 15m) or sockets (inbound TCP connections now)."},
+			{Name: "service", Type: TypeEnum, Enum: collector.AuthServices[:], Doc: "With from: auth_log, whose failures count (the AuthBruteForce alert's service label)."},
+			{Name: "min_count", Type: TypeInt, Min: Bound(1), Max: Bound(1e9), Doc: "With from, the fewest failures or connections the remote found must have; default 10."},
+			{Name: "ttl", Type: TypeDuration, Required: true, Min: Bound(1), Max: Bound(maxBlockTTLHours * 3600), Doc: "How long the block lasts, at most 7d; required, so every block ends."},
 		},
 	}
 }
@@ -150,6 +206,46 @@ type blockUndo struct {
 	Address string    `json:"address"`
 	Comment string    `json:"comment,omitempty"`
 	Expires time.Time `json:"expires"`
+}
+
+// interfaceAddrs returns the addresses of this host's interfaces.
+func interfaceAddrs() ([]netip.Addr, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Addr, 0, len(addrs))
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out, nil
+}
+
+// Check implements Checker: the parameters name an address, or where to
+// find one, but not both, and a given address may be blocked now.
+func (b *BlockIP) Check(params map[string]string) error {
+	addr, from := params["address"], params["from"]
+	switch {
+	case addr != "" && from != "":
+		return refusef("block_ip: give address or from, not both")
+	case addr == "" && from == "":
+		return refusef("block_ip: give address, or from: auth_log or sockets")
+	case from == FromAuthLog && params["service"] == "":
+		return refusef("block_ip: from: auth_log needs service, whose failures count")
+	case from != FromAuthLog && params["service"] != "":
+		return refusef("block_ip: service is for from: auth_log")
+	case from == "" && params["min_count"] != "":
+		return refusef("block_ip: min_count is for from")
+	}
+	if addr != "" {
+		_, err := b.check(addr)
+		return err
+	}
+	return nil
 }
 
 // check refuses what may not be blocked.
@@ -171,7 +267,108 @@ func (b *BlockIP) check(addr string) (netip.Prefix, error) {
 			return p, refusef("block_ip: %s overlaps %s, which is never blocked", p, q)
 		}
 	}
+	host, err := b.hostAddrs()
+	if err != nil {
+		return p, refusef("block_ip: cannot read this host's addresses, so cannot tell %s is not one: %v", p, err)
+	}
+	for _, a := range host {
+		if p.Contains(a.Unmap()) {
+			return p, refusef("block_ip: %s holds %s, an address of this host", p, a)
+		}
+	}
+	for _, a := range b.peers() {
+		if p.Contains(a.Unmap()) {
+			return p, refusef("block_ip: %s holds %s, which the healer's API or webhook was used from recently", p, a)
+		}
+	}
 	return p, nil
+}
+
+// offender finds the address from names: the remote with the most
+// failures of service in the auth log's last offenderWindow, or holding
+// the most inbound TCP connections now, with at least min of them. Ties go
+// to the lower address, so the same table gives the same answer.
+func (b *BlockIP) offender(from, service string, min int) (netip.Addr, int, error) {
+	counts := map[netip.Addr]int{}
+	what := ""
+	switch from {
+	case FromAuthLog:
+		what = service + " authentication failures in the last " + offenderWindow.String()
+		if err := b.authOffenders(service, counts); err != nil {
+			return netip.Addr{}, 0, retryable(fmt.Errorf("block_ip: from auth_log: %w", err))
+		}
+	case FromSockets:
+		what = "inbound TCP connections"
+		if err := b.socketOffenders(counts); err != nil {
+			return netip.Addr{}, 0, retryable(fmt.Errorf("block_ip: from sockets: %w", err))
+		}
+	}
+	var top netip.Addr
+	n := 0
+	for a, c := range counts {
+		if c > n || c == n && a.Less(top) {
+			top, n = a, c
+		}
+	}
+	if n < min {
+		return netip.Addr{}, n, refusef("block_ip: no remote has %d or more %s (the most is %d)", min, what, n)
+	}
+	return top, n, nil
+}
+
+// authOffenders counts the failures of service in the first auth log that
+// exists, reading at most its last authTailBytes.
+func (b *BlockIP) authOffenders(service string, counts map[netip.Addr]int) error {
+	for _, path := range b.authLogs {
+		f, err := os.Open(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		var r io.Reader = f
+		if st, err := f.Stat(); err == nil && st.Size() > authTailBytes {
+			r = io.NewSectionReader(f, st.Size()-authTailBytes, authTailBytes)
+		}
+		now := b.now()
+		got, err := collector.AuthOffenders(r, service, now.Add(-offenderWindow), now)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		for a, n := range got {
+			counts[a] += n
+		}
+		return nil
+	}
+	return fmt.Errorf("none of %s exists", strings.Join(b.authLogs, ", "))
+}
+
+// socketOffenders counts the inbound TCP connections of /proc/net/tcp and
+// tcp6.
+func (b *BlockIP) socketOffenders(counts map[netip.Addr]int) error {
+	read := 0
+	for _, name := range []string{"tcp", "tcp6"} {
+		path := filepath.Join(b.procRoot, "net", name)
+		f, err := os.Open(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = collector.InboundConnections(f, counts)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		read++
+	}
+	if read == 0 {
+		return fmt.Errorf("no socket table under %s", filepath.Join(b.procRoot, "net"))
+	}
+	return nil
 }
 
 // Run implements Action.
@@ -180,10 +377,26 @@ func (b *BlockIP) Run(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	addr := params["address"]
+	if err := b.Check(params); err != nil {
+		return Result{}, err
+	}
+	addr, found := params["address"], ""
+	if from := params["from"]; from != "" {
+		min := defaultMinCount
+		if v := params["min_count"]; v != "" {
+			min, _ = strconv.Atoi(v) // validated
+		}
+		a, n, err := b.offender(from, params["service"], min)
+		if err != nil {
+			return Result{Target: from}, err
+		}
+		addr = a.String()
+		found = fmt.Sprintf(" (found in %s: %d)", from, n)
+		b.logger.Info("block_offender_found", "from", from, "service", params["service"], "address", addr, "count", n)
+	}
 	p, err := b.check(addr)
 	if err != nil {
-		return Result{}, err
+		return Result{Target: addr}, err
 	}
 	ttl, err := ParseDuration(params["ttl"])
 	if err != nil {
@@ -202,7 +415,7 @@ func (b *BlockIP) Run(ctx context.Context, req Request) (Result, error) {
 	}
 	res := Result{Target: addr, Argv: argv}
 	if req.DryRun {
-		res.Summary = fmt.Sprintf("would block %s for %s with %s", addr, params["ttl"], fw)
+		res.Summary = fmt.Sprintf("would block %s%s for %s with %s", addr, found, params["ttl"], fw)
 		return res, nil
 	}
 	out, err := b.runner.Run(ctx, argv, nil)
@@ -214,7 +427,7 @@ func (b *BlockIP) Run(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return res, final(fmt.Errorf("block_ip: encode undo: %w", err))
 	}
-	res.Summary = fmt.Sprintf("blocked %s until %s with %s", addr, expires.Format(time.RFC3339), fw)
+	res.Summary = fmt.Sprintf("blocked %s%s until %s with %s", addr, found, expires.Format(time.RFC3339), fw)
 	return res, nil
 }
 

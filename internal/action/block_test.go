@@ -3,6 +3,10 @@ package action
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -31,7 +35,7 @@ func TestBlockIPArgv(t *testing.T) {
 	}{
 		{
 			name: "nftables adds an IPv4 address to blocked4 with its timeout", backend: FirewallNftables,
-			params:       map[string]string{"address": "203.0.113.9"},
+			params:       map[string]string{"address": "203.0.113.9", "ttl": "1h"},
 			want:         []string{"nft", ensure + "add element inet deus blocked4 { 203.0.113.9 timeout 3600s }"},
 			wantRollback: []string{"nft", "delete element inet deus blocked4 { 203.0.113.9 }"},
 		},
@@ -49,7 +53,7 @@ func TestBlockIPArgv(t *testing.T) {
 		},
 		{
 			name: "ip6tables blocks an IPv6 address", backend: FirewallIptables,
-			params:       map[string]string{"address": "2001:db8::9"},
+			params:       map[string]string{"address": "2001:db8::9", "ttl": "1h"},
 			want:         []string{"ip6tables", "-w", "-I", "INPUT", "-s", "2001:db8::9", "-j", "DROP", "-m", "comment", "--comment", "deus:run-7@2026-03-01T13:00:00Z"},
 			wantRollback: []string{"ip6tables", "-w", "-D", "INPUT", "-s", "2001:db8::9", "-j", "DROP", "-m", "comment", "--comment", "deus:run-7@2026-03-01T13:00:00Z"},
 		},
@@ -89,51 +93,143 @@ func TestBlockIPArgv(t *testing.T) {
 	}
 }
 
+// hostAddrs is the fake host of the refusal tests: one IPv4 and one IPv6
+// address.
+func hostAddrs() ([]netip.Addr, error) {
+	return []netip.Addr{netip.MustParseAddr("192.0.2.50"), netip.MustParseAddr("2001:db8:ffff::5")}, nil
+}
+
 func TestBlockIPRefusals(t *testing.T) {
 	t.Parallel()
 	r := &fakeRunner{}
-	b, err := NewBlockIP(BlockOptions{Backend: FirewallIptables, Runner: r, NeverBlock: []string{"10.0.0.0/8", "192.0.2.10", "2001:db8:aaaa::/48"}, Now: fixedClock(testNow)})
+	peers := NewPeers(24*time.Hour, 16, fixedClock(testNow))
+	peers.AddRemote("198.51.100.20:41000")     // healer approve, from an operator's desk
+	peers.AddRemote("[2001:db8:cafe::9]:9093") // Alertmanager posting the webhook
+	b, err := NewBlockIP(BlockOptions{
+		Backend: FirewallIptables, Runner: r, NeverBlock: []string{"10.0.0.0/8", "192.0.2.10", "2001:db8:aaaa::/48"},
+		HostAddrs: hostAddrs, Peers: peers.List, Now: fixedClock(testNow),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name    string
-		address string
-		ttl     string
-		want    string
+		name   string
+		params map[string]string
+		want   string
 	}{
-		{name: "loopback is refused", address: "127.0.0.1", want: "never blocked"},
-		{name: "another loopback address is refused", address: "127.8.9.10", want: "never blocked"},
-		{name: "IPv6 loopback is refused", address: "::1", want: "never blocked"},
-		{name: "IPv4-mapped loopback is refused", address: "::ffff:127.0.0.1", want: "never blocked"},
-		{name: "the unspecified address is refused", address: "0.0.0.0", want: "never blocked"},
-		{name: "the IPv6 unspecified address is refused", address: "::", want: "never blocked"},
-		{name: "everything is refused", address: "0.0.0.0/0", want: "broader than"},
-		{name: "half of IPv4 is refused", address: "128.0.0.0/1", want: "broader than"},
-		{name: "a broad IPv6 prefix is refused", address: "2001::/16", want: "broader than"},
-		{name: "an address in a never-block prefix is refused", address: "10.1.2.3", want: "overlaps 10.0.0.0/8"},
-		{name: "a prefix that holds a never-block address is refused", address: "192.0.2.0/24", want: "overlaps 192.0.2.10/32"},
-		{name: "an IPv6 address in a never-block prefix is refused", address: "2001:db8:aaaa::5", want: "overlaps 2001:db8:aaaa::/48"},
-		{name: "a flag is refused", address: "-F", want: "not an IP address"},
-		{name: "a flag after an address is refused", address: "1.2.3.4 -j ACCEPT", want: "not an IP address"},
-		{name: "a TTL over 7 days is refused", address: "203.0.113.1", ttl: "8d", want: "above the maximum"},
-		{name: "a zero TTL is refused", address: "203.0.113.1", ttl: "0s", want: "below the minimum"},
+		{name: "loopback is refused", params: map[string]string{"address": "127.0.0.1"}, want: "never blocked"},
+		{name: "another loopback address is refused", params: map[string]string{"address": "127.8.9.10"}, want: "never blocked"},
+		{name: "IPv6 loopback is refused", params: map[string]string{"address": "::1"}, want: "never blocked"},
+		{name: "IPv4-mapped loopback is refused", params: map[string]string{"address": "::ffff:127.0.0.1"}, want: "never blocked"},
+		{name: "the unspecified address is refused", params: map[string]string{"address": "0.0.0.0"}, want: "never blocked"},
+		{name: "the IPv6 unspecified address is refused", params: map[string]string{"address": "::"}, want: "never blocked"},
+		{name: "everything is refused", params: map[string]string{"address": "0.0.0.0/0"}, want: "broader than"},
+		{name: "half of IPv4 is refused", params: map[string]string{"address": "128.0.0.0/1"}, want: "broader than"},
+		{name: "a broad IPv6 prefix is refused", params: map[string]string{"address": "2001::/16"}, want: "broader than"},
+		{name: "an address in a never-block prefix is refused", params: map[string]string{"address": "10.1.2.3"}, want: "overlaps 10.0.0.0/8"},
+		{name: "a prefix overlapping a never-block prefix is refused", params: map[string]string{"address": "2001:db8:aaa0::/44"}, want: "overlaps 2001:db8:aaaa::/48"},
+		{name: "a prefix that holds a never-block address is refused", params: map[string]string{"address": "192.0.2.0/24"}, want: "overlaps 192.0.2.10/32"},
+		{name: "an IPv6 address in a never-block prefix is refused", params: map[string]string{"address": "2001:db8:aaaa::5"}, want: "overlaps 2001:db8:aaaa::/48"},
+		{name: "an address of this host is refused", params: map[string]string{"address": "192.0.2.50"}, want: "an address of this host"},
+		{name: "an IPv6 address of this host is refused", params: map[string]string{"address": "2001:db8:ffff::5"}, want: "an address of this host"},
+		{name: "a prefix holding an address of this host is refused", params: map[string]string{"address": "192.0.2.48/29"}, want: "192.0.2.48/29 holds 192.0.2.50, an address of this host"},
+		{name: "the address the API was used from is refused", params: map[string]string{"address": "198.51.100.20"}, want: "healer's API or webhook was used from"},
+		{name: "a prefix holding the address the webhook came from is refused", params: map[string]string{"address": "2001:db8:cafe::/64"}, want: "holds 2001:db8:cafe::9"},
+		{name: "a flag is refused", params: map[string]string{"address": "-F"}, want: "not an IP address"},
+		{name: "a flag after an address is refused", params: map[string]string{"address": "1.2.3.4 -j ACCEPT"}, want: "not an IP address"},
+		{name: "a missing TTL is refused", params: map[string]string{"address": "203.0.113.1", "ttl": ""}, want: `param "ttl": required`},
+		{name: "a TTL over 7 days is refused", params: map[string]string{"address": "203.0.113.1", "ttl": "8d"}, want: "above the maximum"},
+		{name: "a zero TTL is refused", params: map[string]string{"address": "203.0.113.1", "ttl": "0s"}, want: "below the minimum"},
+		{name: "no address and nowhere to find one is refused", params: map[string]string{}, want: "give address, or from"},
+		{name: "an address and where to find one is refused", params: map[string]string{"address": "203.0.113.1", "from": "sockets"}, want: "not both"},
+		{name: "the auth log without a service is refused", params: map[string]string{"from": "auth_log"}, want: "needs service"},
+		{name: "a service for the socket table is refused", params: map[string]string{"from": "sockets", "service": "sshd"}, want: "service is for from: auth_log"},
+		{name: "an unknown source is refused", params: map[string]string{"from": "alert"}, want: "not one of auth_log, sockets"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			params := map[string]string{"address": tt.address}
-			if tt.ttl != "" {
-				params["ttl"] = tt.ttl
+			params := map[string]string{"ttl": "1h"}
+			for k, v := range tt.params {
+				params[k] = v
 			}
 			_, err := b.Run(t.Context(), Request{RunID: "r1", Params: params})
-			if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("got %v, want a refusal containing %q", err, tt.want)
+			if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tt.want) || IsRetryable(err) {
+				t.Errorf("got %v, want a refusal containing %q that is not retryable", err, tt.want)
 			}
 		})
 	}
 	if calls := r.Calls(); len(calls) != 0 {
 		t.Errorf("got calls %q, want none", calls)
+	}
+}
+
+func TestBlockIPCheckRefusesBeforeARunIsPlanned(t *testing.T) {
+	t.Parallel()
+	peers := NewPeers(24*time.Hour, 16, fixedClock(testNow))
+	peers.AddRemote("198.51.100.20:41000")
+	b, err := NewBlockIP(BlockOptions{Backend: FirewallNftables, Runner: &fakeRunner{}, HostAddrs: hostAddrs, Peers: peers.List})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]string{
+		"127.0.0.1":     "never blocked",
+		"192.0.2.50":    "an address of this host",
+		"198.51.100.20": "was used from recently",
+	} {
+		params, err := b.Spec().Validate(map[string]string{"address": addr, "ttl": "1h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Check(params); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check(%s) = %v; want a refusal containing %q", addr, err, want)
+		}
+	}
+	params, err := b.Spec().Validate(map[string]string{"address": "203.0.113.9", "ttl": "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Check(params); err != nil {
+		t.Errorf("Check(203.0.113.9) = %v; want nil", err)
+	}
+}
+
+func TestBlockIPRefusesWhenItCannotReadTheHostsAddresses(t *testing.T) {
+	t.Parallel()
+	r := &fakeRunner{}
+	b, err := NewBlockIP(BlockOptions{Backend: FirewallNftables, Runner: r, HostAddrs: func() ([]netip.Addr, error) {
+		return nil, errors.New("netlink: permission denied")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Run(t.Context(), Request{RunID: "r1", Params: map[string]string{"address": "203.0.113.9", "ttl": "1h"}})
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "cannot read this host's addresses") {
+		t.Errorf("got %v, want a refusal saying the host's addresses could not be read", err)
+	}
+	if len(r.Calls()) != 0 {
+		t.Errorf("got calls %q, want none", r.Calls())
+	}
+}
+
+func TestBlockIPRefusesThisHostsRealAddresses(t *testing.T) {
+	t.Parallel()
+	addrs, err := interfaceAddrs()
+	if err != nil {
+		t.Skipf("no interface addresses here: %v", err)
+	}
+	b, err := NewBlockIP(BlockOptions{Backend: FirewallNftables, Runner: &fakeRunner{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if a.IsLoopback() || a.IsLinkLocalUnicast() {
+			continue
+		}
+		_, err := b.Run(t.Context(), Request{RunID: "r1", DryRun: true, Params: map[string]string{"address": a.String(), "ttl": "1h"}})
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "an address of this host") {
+			t.Errorf("blocking %s, an address of an interface here: got %v, want a refusal", a, err)
+		}
 	}
 }
 
@@ -229,7 +325,7 @@ func TestBlockIPPassesRunnerErrorsOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := b.Run(t.Context(), Request{RunID: "r1", Params: map[string]string{"address": "203.0.113.9"}})
+	res, err := b.Run(t.Context(), Request{RunID: "r1", Params: map[string]string{"address": "203.0.113.9", "ttl": "1h"}})
 	if !IsRetryable(err) {
 		t.Errorf("got %v, want a retryable error", err)
 	}
@@ -329,7 +425,7 @@ func TestNftScriptParses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, addr := range []string{"203.0.113.9", "2001:db8::/48"} {
-		res, err := b.Run(t.Context(), Request{DryRun: true, Params: map[string]string{"address": addr}})
+		res, err := b.Run(t.Context(), Request{DryRun: true, Params: map[string]string{"address": addr, "ttl": "1h"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,5 +453,135 @@ func TestBlockIPLooksForItsFirewallOnlyWhenItActs(t *testing.T) {
 	}
 	if fw := b.firewall(); fw != FirewallNftables && fw != FirewallIptables {
 		t.Errorf("firewall(): got %q, want nftables or iptables", fw)
+	}
+}
+
+func TestBlockIPFindsTheOffenderWhenTheRunStarts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	authLog := filepath.Join(dir, "auth.log")
+	var log strings.Builder
+	for range 12 {
+		log.WriteString("Mar  1 11:58:01 web1 sshd[101]: Failed password for root from 203.0.113.9 port 51000 ssh2\n")
+	}
+	for range 3 {
+		log.WriteString("Mar  1 11:58:02 web1 sshd[102]: Invalid user admin from 198.51.100.4 port 40000\n")
+	}
+	for range 40 { // an hour ago: outside the window
+		log.WriteString("Mar  1 11:00:00 web1 sshd[103]: Failed password for root from 198.51.100.4 port 40000 ssh2\n")
+	}
+	if err := os.WriteFile(authLog, []byte(log.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc := filepath.Join(dir, "proc")
+	if err := os.MkdirAll(filepath.Join(proc, "net"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	// 203.0.113.9 (097100CB) holds 11 connections to port 443 (01BB).
+	table := "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
+		"   0: 00000000:01BB 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 100 1 0 100 0 0 10 0\n"
+	for i := range 11 {
+		table += fmt.Sprintf("   %d: 0100000A:01BB 097100CB:%04X 01 00000000:00000000 00:00000000 00000000     0        0 %d 1 0 100 0 0 10 0\n", i+1, 50000+i, 200+i)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "net", "tcp"), []byte(table), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name       string
+		params     map[string]string
+		peers      []string
+		wantTarget string
+		wantRefuse string
+	}{
+		{name: "the auth log's top remote for the service is blocked", params: map[string]string{"from": "auth_log", "service": "sshd"}, wantTarget: "203.0.113.9"},
+		{name: "the socket table's top inbound remote is blocked", params: map[string]string{"from": "sockets"}, wantTarget: "203.0.113.9"},
+		{name: "too few failures block nobody", params: map[string]string{"from": "auth_log", "service": "sshd", "min_count": "13"}, wantTarget: "auth_log", wantRefuse: "no remote has 13 or more sshd authentication failures in the last 15m0s (the most is 12)"},
+		{name: "a service without failures blocks nobody", params: map[string]string{"from": "auth_log", "service": "sudo"}, wantTarget: "auth_log", wantRefuse: "the most is 0"},
+		{name: "a top remote that is the healer's own client is refused, not passed over", params: map[string]string{"from": "auth_log", "service": "sshd", "min_count": "1"}, peers: []string{"203.0.113.9:5000"}, wantTarget: "203.0.113.9", wantRefuse: "was used from recently"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := &fakeRunner{}
+			peers := NewPeers(time.Hour, 8, fixedClock(testNow))
+			for _, p := range tt.peers {
+				peers.AddRemote(p)
+			}
+			b, err := NewBlockIP(BlockOptions{
+				Backend: FirewallNftables, Runner: r, HostAddrs: hostAddrs, Peers: peers.List,
+				AuthLogs: []string{filepath.Join(dir, "missing.log"), authLog}, ProcRoot: proc, Now: fixedClock(testNow),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			params := map[string]string{"ttl": "1h"}
+			for k, v := range tt.params {
+				params[k] = v
+			}
+			res, err := b.Run(t.Context(), Request{RunID: "r1", Params: params})
+			if res.Target != tt.wantTarget {
+				t.Errorf("got target %q, want %q", res.Target, tt.wantTarget)
+			}
+			if tt.wantRefuse != "" {
+				if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tt.wantRefuse) {
+					t.Errorf("got %v, want a refusal containing %q", err, tt.wantRefuse)
+				}
+				if len(r.Calls()) != 0 {
+					t.Errorf("got calls %q, want none", r.Calls())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "add element inet deus blocked4 { " + tt.wantTarget + " timeout 3600s }"
+			if calls := r.Calls(); len(calls) != 1 || !strings.HasSuffix(calls[0][1], want) {
+				t.Errorf("got calls %q, want one ending %q", calls, want)
+			}
+			if !strings.Contains(res.Summary, "blocked "+tt.wantTarget+" (found in "+tt.params["from"]+": ") {
+				t.Errorf("got summary %q, want it to say where the address was found", res.Summary)
+			}
+		})
+	}
+}
+
+func TestBlockIPWithoutAnAuthLogIsRetryable(t *testing.T) {
+	t.Parallel()
+	b, err := NewBlockIP(BlockOptions{Backend: FirewallNftables, Runner: &fakeRunner{}, HostAddrs: hostAddrs, AuthLogs: []string{filepath.Join(t.TempDir(), "auth.log")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Run(t.Context(), Request{RunID: "r1", Params: map[string]string{"from": "auth_log", "service": "sshd", "ttl": "1h"}})
+	if !IsRetryable(err) || !strings.Contains(err.Error(), "none of") {
+		t.Errorf("got %v, want a retryable error saying no auth log exists", err)
+	}
+}
+
+func TestPeersKeepsRecentAuthenticatedClients(t *testing.T) {
+	t.Parallel()
+	now := testNow
+	p := NewPeers(time.Hour, 2, func() time.Time { return now })
+	p.AddRemote("198.51.100.1:1000")
+	p.AddRemote("[::ffff:198.51.100.2]:1000")
+	p.AddRemote("not an address")
+	p.AddRemote("@:1")
+	if got, want := p.List(), []netip.Addr{netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v (IPv4-mapped unmapped, junk ignored)", got, want)
+	}
+	now = now.Add(time.Minute)
+	p.AddRemote("198.51.100.1:1001") // seen again
+	p.AddRemote("198.51.100.3:1000") // full: the least recently seen goes
+	if got, want := p.List(), []netip.Addr{netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.3")}; !slices.Equal(got, want) {
+		t.Errorf("at the maximum: got %v, want %v", got, want)
+	}
+	now = now.Add(time.Hour + time.Second)
+	if got := p.List(); len(got) != 0 {
+		t.Errorf("after an hour: got %v, want none", got)
+	}
+	var none *Peers
+	none.AddRemote("198.51.100.1:1")
+	if got := none.List(); got != nil {
+		t.Errorf("nil set: got %v, want nil", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -28,6 +29,9 @@ type BuiltinOptions struct {
 	NeverKill []string
 	// NeverBlock lists addresses and prefixes block_ip refuses.
 	NeverBlock []string
+	// Peers returns the addresses the healer's API and webhook clients
+	// came from recently, which block_ip refuses; nil means none.
+	Peers func() []netip.Addr
 	// Firewall is block_ip's backend: FirewallAuto (""),
 	// FirewallNftables or FirewallIptables.
 	Firewall string
@@ -86,7 +90,7 @@ func Builtins(o BuiltinOptions) ([]Action, error) {
 	add(NewRotateLog(o.LogRoots, o.BackupDir, log("rotate_log")))
 	add(NewVacuumJournal(o.Runner))
 	add(NewKillProcess(KillOptions{ProcRoot: o.ProcRoot, NeverKill: o.NeverKill, Logger: log("kill_process")}))
-	add(NewBlockIP(BlockOptions{Backend: o.Firewall, Runner: o.Runner, NeverBlock: o.NeverBlock, Now: o.Now, Logger: log("block_ip")}))
+	add(NewBlockIP(BlockOptions{Backend: o.Firewall, Runner: o.Runner, NeverBlock: o.NeverBlock, Peers: o.Peers, ProcRoot: o.ProcRoot, Now: o.Now, Logger: log("block_ip")}))
 	add(NewHTTPRequest(o.HTTPClient, o.HTTPAllow))
 	for _, c := range o.Commands {
 		add(NewCommand(c.Spec, c.Argv, o.Runner))

@@ -91,7 +91,7 @@ func TestBuiltins(t *testing.T) {
 	}
 
 	dryParams := map[string]map[string]string{
-		"block_ip":         {"address": "203.0.113.9"},
+		"block_ip":         {"address": "203.0.113.9", "ttl": "1h"},
 		"clean_temp_files": {"path": tempRoot},
 		"http_request":     {"url": "https://hooks.example.com/x"},
 		"kill_process":     {"pid": strconv.Itoa(sleep.Process.Pid)},

@@ -12,6 +12,7 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
 
+	"github.com/deus-ex-machina/deus/internal/action"
 	"github.com/deus-ex-machina/deus/internal/amapi"
 	"github.com/deus-ex-machina/deus/internal/audit"
 	"github.com/deus-ex-machina/deus/internal/config"
@@ -35,7 +36,10 @@ func (a *App) build(ctx context.Context, o Options, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	if a.actions, err = Actions(cfg, am, a.logger); err != nil {
+	// The addresses the API and webhook were served to in the last day,
+	// which block_ip refuses.
+	wa.access.Peers = action.NewPeers(24*time.Hour, 1024, nil)
+	if a.actions, err = actions(cfg, am, wa.access.Peers, a.logger); err != nil {
 		return fmt.Errorf("actions: %w", err)
 	}
 	if err := a.openState(ctx, cfg); err != nil {

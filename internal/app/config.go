@@ -19,7 +19,14 @@ import (
 // Actions builds the registry of every action cfg makes available: the
 // built-ins, the site's commands and the Alertmanager actions.
 func Actions(cfg *config.Config, am healer.Alertmanager, logger *slog.Logger) (*action.Registry, error) {
+	return actions(cfg, am, nil, logger)
+}
+
+// actions is Actions with the set of the healer's recent clients, which
+// block_ip refuses (nil for none).
+func actions(cfg *config.Config, am healer.Alertmanager, peers *action.Peers, logger *slog.Logger) (*action.Registry, error) {
 	o := action.BuiltinOptions{
+		Peers:          peers.List,
 		TempRoots:      cfg.Actions.TempRoots,
 		QuarantineDir:  cfg.Actions.QuarantineDir,
 		LogRoots:       cfg.Actions.LogRoots,

@@ -143,12 +143,6 @@ func (c *Sockets) Update(_ context.Context, w *Writer) error {
 			continue
 		}
 		states := make([]float64, len(tcpStates))
-		listenPorts := map[uint16]bool{}
-		for _, s := range socks {
-			if pf.tcp && s.state == tcpListen {
-				listenPorts[s.local.Port()] = true
-			}
-		}
 		for _, s := range socks {
 			if s.state > 0 && s.state < len(tcpStates) {
 				states[s.state]++
@@ -158,10 +152,9 @@ func (c *Sockets) Update(_ context.Context, w *Writer) error {
 			if listening && s.inode != 0 {
 				listeners[s.inode] = listenKey{proto: pf.proto, port: s.local.Port()}
 			}
-			if pf.tcp && (s.state == tcpEstablished || s.state == tcpSynRecv || s.state == tcpNewSynRecv) &&
-				!s.remote.Addr().IsLoopback() && listenPorts[s.local.Port()] {
-				perRemote[s.remote.Addr()]++
-			}
+		}
+		if pf.tcp {
+			countInbound(socks, perRemote)
 		}
 		counts[pf.proto] = states
 	}

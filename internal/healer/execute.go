@@ -514,6 +514,12 @@ func (h *Healer) RunAction(ctx context.Context, name string, raw map[string]stri
 	if err != nil {
 		return store.Run{}, fmt.Errorf("%s: %w", name, err)
 	}
+	// What the action would refuse is refused now, not after an approval.
+	if c, ok := act.(action.Checker); ok {
+		if err := c.Check(params); err != nil {
+			return store.Run{}, err
+		}
+	}
 	run := store.Run{
 		ID: newID(), Alertname: "", Action: name, Target: targetOf(spec, params), Tier: spec.Tier,
 		DryRun: dryRun || h.cfg.Load().Global.DryRun, State: store.RunPending, CreatedAt: h.now(),

@@ -774,6 +774,11 @@ func (h *Healer) build(cfg *config.Config, rb *config.Runbook, a store.StoredAle
 		if err != nil {
 			return run, fmt.Errorf("step %d (%s): parameters refused: %w", i, st.Action, err)
 		}
+		if c, ok := act.(action.Checker); ok {
+			if err := c.Check(params); err != nil {
+				return run, fmt.Errorf("step %d (%s): %w", i, st.Action, err)
+			}
+		}
 		run.Steps = append(run.Steps, store.StepRecord{Action: st.Action, Params: params, Target: targetOf(spec, params)})
 		remote = remote && spec.Remote
 		top = max(top, spec.Tier)

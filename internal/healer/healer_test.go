@@ -844,3 +844,49 @@ func TestAnAlertCannotNameItsRunsRequester(t *testing.T) {
 		t.Errorf("bob, whom the alert named, approving: %v; want it allowed, since nobody asked by hand", err)
 	}
 }
+
+// checkingAction is fakeAction with a Check that refuses one unit.
+type checkingAction struct{ *fakeAction }
+
+func (c checkingAction) Check(params map[string]string) error {
+	if params["unit"] == "node.service" {
+		return fmt.Errorf("%w: node.service is protected", action.ErrRefused)
+	}
+	return nil
+}
+
+func TestWhatTheActionWouldRefuseIsNeitherPlannedNorLeftForApproval(t *testing.T) {
+	t.Parallel()
+	var act checkingAction
+	e := newEnv(t, strings.Replace(restart, "max_tier: medium}", "max_tier: low}", 1), func(o *Options) {
+		fa, _ := o.Actions.Get("restart_service")
+		act = checkingAction{fa.(*fakeAction)}
+		reg, err := action.NewRegistry(act)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Actions = reg
+	})
+	// The fixture's job is node: the alert's run would be refused.
+	e.post("webhook-firing.json", nil)
+	e.settle()
+	if runs, _ := e.st.Runs(t.Context(), store.RunFilter{Limit: 10}); len(runs) != 0 {
+		t.Errorf("got runs %v for an alert whose step would be refused, want none", runs)
+	}
+	alerts, _ := e.st.Alerts(t.Context(), "", 10)
+	if len(alerts) != 1 || alerts[0].State != store.AlertDone || !strings.Contains(alerts[0].Note, "node.service is protected") {
+		t.Errorf("got alerts %+v, want one done saying node.service is protected", alerts)
+	}
+	// By hand, above the ceiling: refused at once, not waiting.
+	run, err := e.h.RunAction(t.Context(), "restart_service", map[string]string{"unit": "node.service"}, false, Actor{Principal: "user:alice"})
+	if !errors.Is(err, action.ErrRefused) || run.ID != "" {
+		t.Errorf("RunAction(node.service) = run %q, %v; want no run and a refusal", run.ID, err)
+	}
+	run, err = e.h.RunAction(t.Context(), "restart_service", map[string]string{"unit": "nginx.service"}, false, Actor{Principal: "user:alice"})
+	if err != nil || run.State != store.RunWaiting {
+		t.Errorf("RunAction(nginx.service) = %s, %v; want it waiting for approval", run.State, err)
+	}
+	if n, _ := act.count(); n != 0 {
+		t.Errorf("the action ran %d times, want never", n)
+	}
+}

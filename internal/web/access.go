@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/deus-ex-machina/deus/internal/action"
 	"github.com/deus-ex-machina/deus/internal/healer"
 	"github.com/deus-ex-machina/deus/internal/listener"
 )
@@ -107,6 +108,10 @@ type Access struct {
 	// Web is the web configuration exporter-toolkit applies; nil for none.
 	Web    *listener.WebConfig
 	Logger *slog.Logger
+	// Peers, when set, is told the address of every request Protect
+	// serves, for block_ip to refuse (see action.Peers). Open's requests
+	// are not: anyone may ask for /metrics.
+	Peers *action.Peers
 
 	mu    sync.RWMutex
 	hosts listener.Hosts
@@ -245,6 +250,7 @@ func (a *Access) Protect(s Surface, h http.Handler) http.Handler {
 			fail(w, no.code, no.msg)
 			return
 		}
+		a.Peers.AddRemote(r.RemoteAddr)
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
 }

@@ -543,3 +543,60 @@ func TestEveryProvenIdentityIsThePrincipal(t *testing.T) {
 		})
 	}
 }
+
+func TestProtectRecordsThePeersItServesAndNoOthers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	hook, api := filepath.Join(dir, "webhook.token"), filepath.Join(dir, "api.token")
+	for f, v := range map[string]string{hook: "hook-secret\n", api: "api-secret\n"} {
+		if err := os.WriteFile(f, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokens, err := LoadTokens(hook, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := listener.NewWebConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAccess(tokens, wc, nil, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Peers = action.NewPeers(time.Hour, 16, nil)
+	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	for _, c := range []struct {
+		s      Surface
+		remote string
+		token  string
+		open   bool
+	}{
+		{s: SurfaceWebhook, remote: "192.0.2.9:40000", token: "hook-secret"},           // Alertmanager
+		{s: SurfaceAPI, remote: "[2001:db8::7]:50000", token: "api-secret"},            // healer approve
+		{s: SurfaceAPI, remote: "203.0.113.66:1234", token: "wrong"},                   // a guess
+		{s: SurfaceWebhook, remote: "203.0.113.67:1234", token: "api-secret"},          // the other surface's token
+		{s: SurfaceAPI, remote: "203.0.113.68:1234", open: true},                       // /metrics
+		{s: SurfaceAPI, remote: "203.0.113.69:1234", token: "api-secret", open: false}, // served
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/runs", nil)
+		r.RemoteAddr = c.remote
+		if c.token != "" {
+			r.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		h := a.Protect(c.s, ok)
+		if c.open {
+			h = a.Open(ok)
+		}
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	var got []string
+	for _, p := range a.Peers.List() {
+		got = append(got, p.String())
+	}
+	want := []string{"192.0.2.9", "203.0.113.69", "2001:db8::7"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("got peers %q, want %q", got, want)
+	}
+}
