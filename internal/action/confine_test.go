@@ -183,8 +183,9 @@ func TestExecKillsAGrandchildThatLeftTheProcessGroup(t *testing.T) {
 				conf := cf.c(t)
 				fifo := mkfifo(t)
 				env := helperEnvs("escape", "HELPER_FIFO="+fifo)
+				goAhead := mkfifo(t)
 				if exits {
-					env = append(env, "HELPER_EXIT=1")
+					env = append(env, "HELPER_EXIT="+goAhead)
 				}
 				e := &Exec{Env: env, Confine: conf}
 				ctx, cancel := context.WithCancel(t.Context())
@@ -203,7 +204,15 @@ func TestExecKillsAGrandchildThatLeftTheProcessGroup(t *testing.T) {
 				if pg, _ := unix.Getpgid(gpid); pg == pid {
 					t.Fatalf("the grandchild is in the command's process group %d; the test wants it out", pid)
 				}
-				if !exits {
+				if exits {
+					// The command exits now, leaving the grandchild.
+					w, err := os.OpenFile(goAhead, os.O_WRONLY, 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					_, _ = w.WriteString("exit\n")
+					w.Close()
+				} else {
 					cancel()
 				}
 				err := <-ran

@@ -1,6 +1,7 @@
 package action
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,7 +42,7 @@ func TestMain(m *testing.M) {
 //	         FIFO $HELPER_FIFO, then block
 //	escape   start a grandchild (mode block) in a session of its own
 //	         (setsid: out of the process group), write "pid gpid" to the
-//	         FIFO $HELPER_FIFO, then block, or exit 0 if $HELPER_EXIT is set
+//	         FIFO $HELPER_FIFO, then block, or exit 0 once a line comes on the FIFO $HELPER_EXIT
 //	block    block until killed
 //	service  write its pid to $HELPER_PIDFILE if set, then block until
 //	         SIGTERM and exit 0
@@ -99,6 +100,13 @@ func helperMain(mode string) int {
 		_, _ = fmt.Fprintf(f, "%d %d\n", os.Getpid(), g.Process.Pid)
 		f.Close()
 		if os.Getenv("HELPER_EXIT") != "" {
+			// Exit once the test has its pids (else it may find both
+			// gone before it looks), leaving the grandchild behind.
+			g, err := os.Open(os.Getenv("HELPER_EXIT"))
+			if err != nil {
+				return 2
+			}
+			_, _ = bufio.NewReader(g).ReadString('\n')
 			return 0
 		}
 		block()
