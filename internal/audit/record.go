@@ -47,6 +47,7 @@ const (
 	KindSilenced    Kind = "silenced"    // an Alertmanager silence was created for the time a run acts
 	KindInterrupted Kind = "interrupted" // the healer stopped while a run acted; whether it is re-planned
 	KindScheduled   Kind = "scheduled"   // a run deferred to a maintenance window became due
+	KindIncident    Kind = "incident"    // an incident opened, grew, or resolved (Result says which)
 )
 
 // Kinds written by the log itself. Append refuses them so that only the log
@@ -85,10 +86,12 @@ func (k Kind) reserved() bool { return k == KindRecovered || k == KindPruned }
 // healer has; Fields holds the rest (duration_seconds, precheck values,
 // approver, ...). Empty fields are left out of the line.
 type Record struct {
-	Seq         uint64            `json:"seq"`
-	Time        time.Time         `json:"time"`
-	Kind        Kind              `json:"kind"`
-	RunID       string            `json:"run_id,omitempty"`
+	Seq   uint64    `json:"seq"`
+	Time  time.Time `json:"time"`
+	Kind  Kind      `json:"kind"`
+	RunID string    `json:"run_id,omitempty"`
+	// Incident names the incident the record's alert or run is part of.
+	Incident    string            `json:"incident,omitempty"`
 	Fingerprint string            `json:"fingerprint,omitempty"` // the alert's
 	Alertname   string            `json:"alertname,omitempty"`
 	Runbook     string            `json:"runbook,omitempty"`
@@ -123,9 +126,10 @@ type field struct {
 
 // stringFields lists the record's free-text fields with their JSON names, in
 // canonical order, for encoding and redaction alike.
-func (r *Record) stringFields() [6]field {
-	return [6]field{
+func (r *Record) stringFields() [7]field {
+	return [7]field{
 		{"run_id", &r.RunID},
+		{"incident", &r.Incident},
 		{"fingerprint", &r.Fingerprint},
 		{"alertname", &r.Alertname},
 		{"runbook", &r.Runbook},
@@ -137,7 +141,7 @@ func (r *Record) stringFields() [6]field {
 // The canonical encoding.
 //
 // A record's line is a JSON object with its keys in one fixed order (seq,
-// time, kind, run_id, fingerprint, alertname, runbook, action, target,
+// time, kind, run_id, incident, fingerprint, alertname, runbook, action, target,
 // dry_run, argv, result, reason, fields, alg, prev, hash), empty values left out,
 // fields' keys sorted, no spaces, strings escaped by the rules of
 // appendString, time in RFC 3339 with nanoseconds in UTC. Hash is the hex
@@ -353,6 +357,7 @@ type wireRecord struct {
 	Time        string            `json:"time"`
 	Kind        string            `json:"kind"`
 	RunID       string            `json:"run_id"`
+	Incident    string            `json:"incident"`
 	Fingerprint string            `json:"fingerprint"`
 	Alertname   string            `json:"alertname"`
 	Runbook     string            `json:"runbook"`
@@ -391,7 +396,7 @@ func decodeLine(b []byte) (Record, error) {
 	}
 	r := Record{
 		Seq: w.Seq, Time: t, Kind: Kind(w.Kind),
-		RunID: w.RunID, Fingerprint: w.Fingerprint, Alertname: w.Alertname,
+		RunID: w.RunID, Incident: w.Incident, Fingerprint: w.Fingerprint, Alertname: w.Alertname,
 		Runbook: w.Runbook, Action: w.Action, Target: w.Target,
 		DryRun: w.DryRun, Argv: w.Argv, Result: w.Result, Reason: w.Reason,
 		Fields: w.Fields, Alg: Alg(w.Alg), Prev: w.Prev, Hash: w.Hash,

@@ -102,7 +102,7 @@ func TestCustomRedactor(t *testing.T) {
 	if got.Target != "[HOST]" || got.Argv[1] != "[HOST]" || got.Fields["instance"] != "[HOST]:9100" {
 		t.Errorf("custom redactor not applied: %+v", got)
 	}
-	want := "run_id fingerprint alertname runbook action target result reason argv host instance"
+	want := "run_id incident fingerprint alertname runbook action target result reason argv host instance"
 	if got := strings.Join(keys, " "); got != want {
 		t.Errorf("redactor called with keys %q; want %q", got, want)
 	}

@@ -69,7 +69,7 @@ func (c *Config) validateIncidents(bad func(string, ...any)) {
 		bad(fmt.Sprintf("%s is longer than the window (%s): alerts that could join would be refused", in.GroupWait, in.Window), "incidents", "group_wait")
 	}
 	for i, l := range in.GroupBy {
-		if !model.LabelName(l).IsValidLegacy() {
+		if !model.LegacyValidation.IsValidLabelName(l) {
 			bad(fmt.Sprintf("%q is not a label name", l), "incidents", "group_by", i)
 		}
 	}

@@ -23,7 +23,7 @@ func TestABrokenAuditChainRunsNothing(t *testing.T) {
 	if len(runs) != 1 || runs[0].State != store.RunSkipped || !strings.Contains(runs[0].Reason, broken.Error()) {
 		t.Fatalf("runs: %+v; want one skipped, naming the mismatch", runs)
 	}
-	if got, want := auditKinds(t, e.dir), "escalated:posted received:firing matched:matched skipped:skipped"; got != want {
+	if got, want := auditKinds(t, e.dir), "escalated:posted received:firing matched:matched incident:opened skipped:skipped"; got != want {
 		t.Errorf("audit:\n got %s\nwant %s", got, want)
 	}
 	if n := e.am.count(); n != 1 {

@@ -51,7 +51,7 @@ func (h *Healer) newFlow(run store.Run, alert *store.StoredAlert, fresh bool) *f
 
 func (h *Healer) base(r store.Run) audit.Record {
 	return audit.Record{
-		RunID: r.ID, Fingerprint: r.Fingerprint, Alertname: r.Alertname, Runbook: r.Runbook,
+		RunID: r.ID, Incident: r.IncidentID, Fingerprint: r.Fingerprint, Alertname: r.Alertname, Runbook: r.Runbook,
 		Action: r.Action, Target: r.Target, DryRun: r.DryRun,
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -584,6 +585,10 @@ func (h *Healer) planBatch(ctx context.Context, alerts []store.StoredAlert) erro
 	if err != nil {
 		return err
 	}
+	g, err := h.newGrouper(ctx, alerts)
+	if err != nil {
+		return err
+	}
 	b := newBatch(len(alerts))
 	for _, a := range alerts {
 		if a.Status == alertmanager.StatusResolved {
@@ -603,7 +608,8 @@ func (h *Healer) planBatch(ctx context.Context, alerts []store.StoredAlert) erro
 		if err != nil {
 			return fmt.Errorf("plan %s: %w", a.Key, err)
 		}
-		b.add(a, r, d, run)
+		p := g.place(b, a, stale[a.Key], placed{r, d, run})
+		b.add(a, p.recs, p.d, p.run)
 	}
 	return b.commit(ctx, h)
 }
@@ -617,6 +623,8 @@ type batch struct {
 	runs       []plannedRun
 	decided    []string // keys
 	nUnmatched int
+	// cancel are committed runs an incident's new acting alert replaced.
+	cancel []superseded
 }
 
 func newBatch(n int) *batch {
@@ -626,12 +634,37 @@ func newBatch(n int) *batch {
 
 func (b *batch) add(a store.StoredAlert, recs []audit.Record, d store.Decision, run *store.Run) {
 	b.recs, b.decisions, b.decided = append(b.recs, recs...), append(b.decisions, d), append(b.decided, a.Key)
-	if last := recs[len(recs)-1]; last.Kind == audit.KindMatched && last.Result == unmatched {
+	if slices.ContainsFunc(recs, func(r audit.Record) bool { return r.Kind == audit.KindMatched && r.Result == unmatched }) {
 		b.nUnmatched++
 	}
-	if run != nil {
+	// A held run (incidents.group_wait) starts when it is released.
+	if run != nil && run.State != store.RunScheduled {
 		b.runs = append(b.runs, plannedRun{*run, a})
 	}
+}
+
+// dropRun takes a run not yet committed out of the batch: its alert is
+// done, with why. It reports whether the run was in the batch.
+func (b *batch) dropRun(id, why string) bool {
+	for i := range b.decisions {
+		d := &b.decisions[i]
+		j := slices.IndexFunc(d.Runs, func(r store.Run) bool { return r.ID == id })
+		if j < 0 {
+			continue
+		}
+		r := d.Runs[j]
+		d.Runs = slices.Delete(d.Runs, j, j+1)
+		if len(d.Runs) == 0 {
+			d.State, d.Note = store.AlertDone, why
+		}
+		b.runs = slices.DeleteFunc(b.runs, func(p plannedRun) bool { return p.run.ID == id })
+		b.recs = append(b.recs, audit.Record{
+			Kind: audit.KindSkipped, Result: string(store.RunCancelled), RunID: id, Incident: r.IncidentID,
+			Fingerprint: r.Fingerprint, Alertname: r.Alertname, Runbook: r.Runbook, Reason: why,
+		})
+		return true
+	}
+	return false
 }
 
 // commit writes the records, then commits the decisions, then starts the
@@ -643,6 +676,12 @@ func (b *batch) commit(ctx context.Context, h *Healer) error {
 			h.opts.Metrics.auditErrors.Inc()
 			return fmt.Errorf("audit: %w", err)
 		}
+	}
+	// A run an incident's cause supersedes is cancelled before the cause's
+	// alert is marked planned: after a crash in between, the cause is
+	// planned again and supersedes nothing more.
+	if err := h.cancelSuperseded(ctx, b.cancel); err != nil {
+		return err
 	}
 	if len(b.decisions) > 0 {
 		if err := h.opts.Store.PlanBatch(ctx, b.decisions); err != nil {
@@ -656,7 +695,7 @@ func (b *batch) commit(ctx context.Context, h *Healer) error {
 	if b.nUnmatched > 0 {
 		h.logger.Info("alerts_unmatched", "alerts", b.nUnmatched, "note", "no runbook matches them; each is in the audit log")
 	}
-	b.recs, b.decisions, b.runs, b.decided, b.nUnmatched = b.recs[:0], b.decisions[:0], b.runs[:0], b.decided[:0], 0
+	b.recs, b.decisions, b.runs, b.decided, b.nUnmatched, b.cancel = b.recs[:0], b.decisions[:0], b.runs[:0], b.decided[:0], 0, nil
 	return nil
 }
 

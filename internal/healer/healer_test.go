@@ -41,6 +41,8 @@ func (c *clock) Add(d time.Duration) {
 type fakeAction struct {
 	spec action.Spec
 	fail bool
+	// gate, when set, holds each run until it is closed or sent to.
+	gate chan struct{}
 
 	mu        sync.Mutex
 	runs      []action.Request
@@ -49,7 +51,14 @@ type fakeAction struct {
 
 func (f *fakeAction) Spec() action.Spec { return f.spec }
 
-func (f *fakeAction) Run(_ context.Context, req action.Request) (action.Result, error) {
+func (f *fakeAction) Run(ctx context.Context, req action.Request) (action.Result, error) {
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			return action.Result{}, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.runs = append(f.runs, req)
@@ -291,22 +300,29 @@ func states(runs []store.Run) store.RunState {
 
 func auditKinds(t *testing.T, dir string) string {
 	t.Helper()
+	var kinds []string
+	for _, r := range auditRecords(t, dir) {
+		kinds = append(kinds, string(r.Kind)+":"+r.Result)
+	}
+	return strings.Join(kinds, " ")
+}
+
+// auditRecords reads the test's audit log.
+func auditRecords(t *testing.T, dir string) []audit.Record {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "audit", "audit.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var kinds []string
+	var recs []audit.Record
 	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
-		var r struct {
-			Kind   string `json:"kind"`
-			Result string `json:"result"`
-		}
+		var r audit.Record
 		if err := json.Unmarshal(line, &r); err != nil {
 			t.Fatal(err)
 		}
-		kinds = append(kinds, r.Kind+":"+r.Result)
+		recs = append(recs, r)
 	}
-	return strings.Join(kinds, " ")
+	return recs
 }
 
 // The fixture's alert is HealerTestTrigger on instance 127.0.0.1:19100.
@@ -340,7 +356,7 @@ func TestFiringOnceResolvedNever(t *testing.T) {
 	if got := e.act.runs[0].Params["unit"]; got != "node.service" {
 		t.Errorf("unit: got %q, want node.service", got)
 	}
-	want := "received:firing matched:matched guarded:allowed started: finished:ok finished:succeeded received:resolved matched:none"
+	want := "received:firing matched:matched incident:opened guarded:allowed started: finished:ok finished:succeeded received:resolved matched:none incident:resolved"
 	if got := auditKinds(t, e.dir); got != want {
 		t.Errorf("audit:\n got %s\nwant %s", got, want)
 	}
