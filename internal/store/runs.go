@@ -489,7 +489,9 @@ type RunFilter struct {
 	AlertKey    string
 	// Since, when set, keeps the runs created at or after it.
 	Since time.Time
-	Limit int
+	// IncidentID, when set, keeps the runs of that incident.
+	IncidentID string
+	Limit      int
 }
 
 // Runs returns runs, newest first.
@@ -513,6 +515,10 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 	if !f.Since.IsZero() {
 		where = append(where, `created_at >= ?`)
 		args = append(args, f.Since.UnixNano())
+	}
+	if f.IncidentID != "" {
+		where = append(where, `incident_id = ?`)
+		args = append(args, f.IncidentID)
 	}
 	q := ""
 	if len(where) > 0 {

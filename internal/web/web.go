@@ -22,6 +22,7 @@ import (
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
 	"github.com/deus-ex-machina/deus/internal/forecast"
 	"github.com/deus-ex-machina/deus/internal/healer"
+	"github.com/deus-ex-machina/deus/internal/incident"
 	"github.com/deus-ex-machina/deus/internal/store"
 )
 
@@ -70,6 +71,8 @@ func Handler(o Options, access *Access, maxBody MaxBody) http.Handler {
 	mux.Handle("GET /api/v1/actions", api(s.api(s.actions)))
 	mux.Handle("GET /api/v1/forecast", api(s.api(s.forecast)))
 	mux.Handle("GET /api/v1/analysis", api(s.api(s.analysis)))
+	mux.Handle("GET /api/v1/incidents", api(s.api(s.incidents)))
+	mux.Handle("GET /api/v1/incidents/{id}", api(s.api(s.incident)))
 	mux.Handle("GET /api/v1/schedule", api(s.api(func(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, s.o.Healer.Schedule(r.Context()))
 	})))
@@ -214,6 +217,38 @@ func (s *server) runs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, nonNil(runs))
+}
+
+// incidents answers GET /api/v1/incidents[?state=open|resolved], newest
+// first.
+func (s *server) incidents(w http.ResponseWriter, r *http.Request) error {
+	f := store.IncidentFilter{State: incident.State(r.URL.Query().Get("state")), Limit: limit(r)}
+	if f.State != "" && f.State != incident.Open && f.State != incident.Resolved {
+		return httpError{http.StatusBadRequest, fmt.Errorf("state: %q, want open or resolved", f.State)}
+	}
+	ins, err := s.o.Store.Incidents(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, nonNil(ins))
+}
+
+// incidentView is an incident with the runs it made.
+type incidentView struct {
+	incident.Incident
+	Runs []store.Run `json:"runs"`
+}
+
+func (s *server) incident(w http.ResponseWriter, r *http.Request) error {
+	in, err := s.o.Store.Incident(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	runs, err := s.o.Store.Runs(r.Context(), store.RunFilter{IncidentID: in.ID})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, incidentView{in, nonNil(runs)})
 }
 
 func (s *server) approvals(w http.ResponseWriter, r *http.Request) error {
