@@ -236,6 +236,7 @@ type auditRecord struct {
 	Seq         uint64            `json:"seq"`
 	Kind        string            `json:"kind"`
 	RunID       string            `json:"run_id"`
+	Incident    string            `json:"incident"`
 	Fingerprint string            `json:"fingerprint"`
 	Argv        []string          `json:"argv"`
 	Result      string            `json:"result"`
