@@ -12,6 +12,7 @@ import (
 	"github.com/openai/openai-go/v3"
 
 	"github.com/deus-ex-machina/deus/internal/assess"
+	"github.com/deus-ex-machina/deus/internal/assess/answer"
 	"github.com/deus-ex-machina/deus/internal/assess/mask"
 )
 
@@ -53,7 +54,7 @@ func (cl *Client) Assess(ctx context.Context, c assess.Context) (assess.Assessme
 	if err != nil {
 		return assess.Assessment{}, err
 	}
-	a, err := parseAnswer(content)
+	a, err := answer.Parse(content)
 	if err != nil {
 		cl.metrics.failures.WithLabelValues(reasonMalformed).Inc()
 		return assess.Assessment{}, err
@@ -113,7 +114,7 @@ func (cl *Client) send(ctx context.Context, c assess.Context, m *mask.Masker, sc
 		"prompt_tokens", res.Usage.PromptTokens, "completion_tokens", res.Usage.CompletionTokens)
 	if len(res.Choices) == 0 {
 		cl.metrics.failures.WithLabelValues(reasonMalformed).Inc()
-		return "", fmt.Errorf("%w: no choices", errMalformed)
+		return "", fmt.Errorf("%w: no choices", answer.ErrMalformed)
 	}
 	return res.Choices[0].Message.Content, nil
 }

@@ -1,4 +1,8 @@
-package llm
+// Package answer reads a model's answer strictly into an assessment: one
+// JSON object of the answer schema and nothing else. It is the untrusted
+// input of the brain, kept apart from the client so that it is fuzzed
+// alone.
+package answer
 
 import (
 	"bytes"
@@ -29,28 +33,28 @@ type paramValue struct {
 	Value string `json:"value"`
 }
 
-// errMalformed marks an answer that is not the schema's JSON.
-var errMalformed = errors.New("malformed answer")
+// ErrMalformed marks an answer that is not the schema's JSON.
+var ErrMalformed = errors.New("malformed answer")
 
-// parseAnswer reads a model's content strictly: one JSON object of the
+// Parse reads a model's content strictly: one JSON object of the
 // answer schema (in a Markdown code fence or not), with no unknown field,
 // no duplicate parameter and nothing after it. Fields a model adds (a
 // "tier", an "approve") make the answer malformed, not ignored.
-func parseAnswer(content string) (assess.Assessment, error) {
+func Parse(content string) (assess.Assessment, error) {
 	if len(content) > maxAnswer {
-		return assess.Assessment{}, fmt.Errorf("%w: %d bytes, at most %d", errMalformed, len(content), maxAnswer)
+		return assess.Assessment{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformed, len(content), maxAnswer)
 	}
 	dec := json.NewDecoder(strings.NewReader(unfence(content)))
 	dec.DisallowUnknownFields()
 	var a answer
 	if err := dec.Decode(&a); err != nil {
-		return assess.Assessment{}, fmt.Errorf("%w: %w", errMalformed, err)
+		return assess.Assessment{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return assess.Assessment{}, fmt.Errorf("%w: data after the answer", errMalformed)
+		return assess.Assessment{}, fmt.Errorf("%w: data after the answer", ErrMalformed)
 	}
 	if a.Decision == nil || a.Confidence == nil {
-		return assess.Assessment{}, fmt.Errorf("%w: decision and confidence are required", errMalformed)
+		return assess.Assessment{}, fmt.Errorf("%w: decision and confidence are required", ErrMalformed)
 	}
 	out := assess.Assessment{
 		Cause: a.Cause, Confidence: *a.Confidence, Decision: assess.Decision(*a.Decision),
@@ -61,7 +65,7 @@ func parseAnswer(content string) (assess.Assessment, error) {
 			out.Params = map[string]string{}
 		}
 		if _, dup := out.Params[p.Name]; dup {
-			return assess.Assessment{}, fmt.Errorf("%w: parameter %q given twice", errMalformed, p.Name)
+			return assess.Assessment{}, fmt.Errorf("%w: parameter %q given twice", ErrMalformed, p.Name)
 		}
 		out.Params[p.Name] = p.Value
 	}
