@@ -41,6 +41,7 @@ type Config struct {
 	Approvals    Approvals   `yaml:"approvals"`
 	Maintenance  Maintenance `yaml:"maintenance"`
 	Incidents    Incidents   `yaml:"incidents"`
+	Brain        Brain       `yaml:"brain"`
 	Storage      Storage     `yaml:"storage"`
 	Audit        Audit       `yaml:"audit"`
 	Actions      Actions     `yaml:"actions"`
@@ -459,6 +460,7 @@ func (c *Config) setDefaults() {
 		g.InstanceLabel = "instance"
 	}
 	c.defaultIncidents()
+	c.defaultBrain()
 	m := &c.Maintenance
 	if m.Signal == "" {
 		m.Signal = `sum(rate(node_cpu_seconds_total{mode!="idle"}[5m]))`
@@ -785,6 +787,7 @@ func (c *Config) validate(specs []action.Spec) error {
 	}
 	c.validateMaintenance(bad)
 	c.validateIncidents(bad)
+	c.validateBrain(bad)
 	for i, h := range c.API.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, "/@:?# \t\n") {
 			bad(fmt.Sprintf("%q: want a host name without scheme, port or path", h), "api", "allowed_hosts", i)

@@ -25,14 +25,23 @@ CREATE TABLE IF NOT EXISTS incidents (
 CREATE INDEX IF NOT EXISTS incidents_open ON incidents(state, grp);
 CREATE INDEX IF NOT EXISTS incidents_opened ON incidents(opened_at);`
 
-// addRunIncident gives a version 3 runs table the incident column.
+// addRunIncident gives a version 3 runs table the columns of version 4:
+// the run's incident and its assessment.
 func addRunIncident(tx *sql.Tx) error {
-	var n int
-	if err := tx.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('runs') WHERE name = 'incident_id'`).Scan(&n); err != nil || n > 0 {
-		return err
+	for _, col := range []string{"incident_id", "assessment"} {
+		var n int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('runs') WHERE name = ?`, col).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		// col is one of the constants above.
+		if _, err := tx.Exec(`ALTER TABLE runs ADD COLUMN ` + col + ` TEXT NOT NULL DEFAULT ''`); err != nil { //nolint:gosec // see above
+			return err
+		}
 	}
-	_, err := tx.Exec(`ALTER TABLE runs ADD COLUMN incident_id TEXT NOT NULL DEFAULT ''`)
-	return err
+	return nil
 }
 
 // OpenIncidents returns the open incidents of the given groups.

@@ -78,6 +78,8 @@ type Run struct {
 	DecidedBy   string            `json:"decided_by,omitempty"`
 	// IncidentID is the incident the run acts for, if its alert is in one.
 	IncidentID string `json:"incident_id,omitempty"`
+	// Assessment is the brain's, as JSON, once the run was assessed.
+	Assessment json.RawMessage `json:"assessment,omitempty"`
 }
 
 // NewAlerts returns up to limit alerts in state new, oldest first.
@@ -392,6 +394,23 @@ type Update struct {
 	Steps []StepRecord
 }
 
+// SetAssessment stores the brain's assessment of run id, as JSON.
+func (s *Store) SetAssessment(ctx context.Context, id string, assessment json.RawMessage) error {
+	if !json.Valid(assessment) {
+		return fmt.Errorf("run %s: the assessment is not JSON", id)
+	}
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET assessment = ? WHERE id = ?`, string(assessment), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("run %s: %w", id, ErrNotFound)
+		}
+		return nil
+	})
+}
+
 // ErrConflict is returned by UpdateRun when the run is not in any of the
 // states the update expects (someone else moved it first).
 var ErrConflict = errors.New("run is not in the expected state")
@@ -468,7 +487,7 @@ func (s *Store) UpdateRun(ctx context.Context, id string, u Update, from ...RunS
 }
 
 const runCols = `id, alert_key, fingerprint, alertname, runbook, action, target, steps, labels, tier, dry_run, state, reason,
-	created_at, updated_at, started_at, finished_at, expires_at, decided_by, incident_id`
+	created_at, updated_at, started_at, finished_at, expires_at, decided_by, incident_id, assessment`
 
 // Run returns the run called id.
 func (s *Store) Run(ctx context.Context, id string) (Run, error) {
@@ -544,11 +563,11 @@ func (s *Store) queryRuns(ctx context.Context, where string, args ...any) ([]Run
 	for rows.Next() {
 		var (
 			r                                 Run
-			steps, labels, tier               string
+			steps, labels, tier, assessment   string
 			created, updated, started, fin, x int64
 		)
 		if err := rows.Scan(&r.ID, &r.AlertKey, &r.Fingerprint, &r.Alertname, &r.Runbook, &r.Action, &r.Target,
-			&steps, &labels, &tier, &r.DryRun, &r.State, &r.Reason, &created, &updated, &started, &fin, &x, &r.DecidedBy, &r.IncidentID); err != nil {
+			&steps, &labels, &tier, &r.DryRun, &r.State, &r.Reason, &created, &updated, &started, &fin, &x, &r.DecidedBy, &r.IncidentID, &assessment); err != nil {
 			return nil, err
 		}
 		if err := json.Unmarshal([]byte(steps), &r.Steps); err != nil {
@@ -561,6 +580,9 @@ func (s *Store) queryRuns(ctx context.Context, where string, args ...any) ([]Run
 			return nil, fmt.Errorf("run %s labels: %w", r.ID, err)
 		}
 		r.CreatedAt, r.UpdatedAt, r.StartedAt, r.FinishedAt, r.ExpiresAt = fromNano(created), fromNano(updated), fromNano(started), fromNano(fin), fromNano(x)
+		if assessment != "" {
+			r.Assessment = json.RawMessage(assessment)
+		}
 		out = append(out, r)
 	}
 	return out, rows.Err()

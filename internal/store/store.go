@@ -228,7 +228,8 @@ const unplanned = `id > (SELECT planned_through FROM planner) AND state = 'new'`
 // them by startsAt first, so that new alerts land at the end of the index
 // rather than all over it, and keeps the queue as a mark in the alerts.
 // Version 3 adds the audit chain's head (auditHeadTable); version 4
-// incidents (incidentsTable) and the incident of each run.
+// incidents (incidentsTable), and the incident and the assessment of each
+// run.
 const schemaVersion = 4
 
 const alertsTable = `
@@ -297,7 +298,8 @@ CREATE TABLE IF NOT EXISTS runs (
 	finished_at  INTEGER NOT NULL DEFAULT 0,
 	expires_at   INTEGER NOT NULL DEFAULT 0,
 	decided_by   TEXT NOT NULL DEFAULT '',
-	incident_id  TEXT NOT NULL DEFAULT ''
+	incident_id  TEXT NOT NULL DEFAULT '',
+	assessment   TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS runs_state ON runs(state);
 CREATE INDEX IF NOT EXISTS runs_guard ON runs(runbook, target, started_at);
