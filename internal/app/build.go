@@ -55,9 +55,13 @@ func (a *App) build(ctx context.Context, o Options, cfg *config.Config) error {
 		}
 		querier = a.tsdb
 	}
+	brain, err := newBrain(cfg.Brain, reg, a.logger)
+	if err != nil {
+		return fmt.Errorf("brain: %w", err)
+	}
 	a.healer = healer.New(healer.Options{
 		Store: a.store, Audit: a.audit, Actions: a.actions, Querier: querier, Alertmanager: am, Metrics: metrics, Logger: a.logger,
-		AuditChain: func() error { return a.chain.err },
+		AuditChain: func() error { return a.chain.err }, Brain: brain.assessor, BrainRequest: brain.request,
 	}, cfg)
 	sink.h = a.healer
 	reg.MustRegister(healer.StateCollector{Store: a.store, Audit: a.audit, ChainOK: a.chainOK})

@@ -170,6 +170,8 @@ func needsRestart(old, cur *config.Config) error {
 		{"global.concurrency", old.Global.Concurrency, cur.Global.Concurrency},
 		{"storage", old.Storage, cur.Storage},
 		{"audit", old.Audit, cur.Audit},
+		{"brain.model", old.Brain.Model, cur.Brain.Model},
+		{"brain.mask", old.Brain.Mask, cur.Brain.Mask},
 	} {
 		if !reflect.DeepEqual(c.a, c.b) {
 			changed = append(changed, c.name)

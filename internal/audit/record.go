@@ -48,6 +48,7 @@ const (
 	KindInterrupted Kind = "interrupted" // the healer stopped while a run acted; whether it is re-planned
 	KindScheduled   Kind = "scheduled"   // a run deferred to a maintenance window became due
 	KindIncident    Kind = "incident"    // an incident opened, grew, or resolved (Result says which)
+	KindAssessed    Kind = "assessed"    // the brain's assessment of a run: act, none or ask_human, by whom and why
 )
 
 // Kinds written by the log itself. Append refuses them so that only the log

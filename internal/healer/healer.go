@@ -35,6 +35,7 @@ import (
 
 	"github.com/deus-ex-machina/deus/internal/action"
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
+	"github.com/deus-ex-machina/deus/internal/assess"
 	"github.com/deus-ex-machina/deus/internal/audit"
 	"github.com/deus-ex-machina/deus/internal/config"
 	"github.com/deus-ex-machina/deus/internal/query"
@@ -67,6 +68,12 @@ type Options struct {
 	Logger       *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Brain assesses each run between the guards and approval; nil
+	// assesses nothing.
+	Brain assess.Assessor
+	// BrainRequest returns the request a model would be sent for a
+	// context, for healer assess --dry-run; nil without a model.
+	BrainRequest func(assess.Context) ([]byte, error)
 	// PollInterval is how often waiting approvals are checked for expiry
 	// and the queue for work missed by a wake-up; 0 means 1s.
 	PollInterval time.Duration

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/deus-ex-machina/deus/internal/assess"
 	"github.com/deus-ex-machina/deus/internal/audit"
 	"github.com/deus-ex-machina/deus/internal/config"
 	"github.com/deus-ex-machina/deus/internal/guard"
@@ -81,6 +82,7 @@ func (h *Healer) pipeline() Pipeline {
 		stillWanted{h},
 		precheck{h},
 		guards{h},
+		assessment{h},
 		approval{h},
 		begin{h},
 		steps{h},
@@ -102,6 +104,9 @@ type flow struct {
 	// that follows it (skipped, waiting or running).
 	decision guard.Decision
 	unlock   func() // the runbook's guard lock, held from guards to begin
+	// recheck and recheckHolds are the precheck's answer, for the brain.
+	recheck      string
+	recheckHolds assess.Signal
 	// failed says why the run failed, once something did.
 	failed    string
 	silenceID string

@@ -10,6 +10,7 @@ import (
 
 	"github.com/deus-ex-machina/deus/internal/action"
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
+	"github.com/deus-ex-machina/deus/internal/assess"
 	"github.com/deus-ex-machina/deus/internal/audit"
 	"github.com/deus-ex-machina/deus/internal/guard"
 	"github.com/deus-ex-machina/deus/internal/store"
@@ -110,6 +111,7 @@ func (s precheck) Exec(ctx context.Context, f *flow) (Verdict, error) {
 		rec.Result, rec.Reason = "error", err.Error()
 	case ok:
 		rec.Result = "holds"
+		f.recheck, f.recheckHolds = detail, assess.SignalYes
 	default:
 		rec.Result = "no_longer_true"
 	}

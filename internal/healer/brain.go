@@ -1,0 +1,173 @@
+package healer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/deus-ex-machina/deus/internal/alertmanager"
+	"github.com/deus-ex-machina/deus/internal/assess"
+	"github.com/deus-ex-machina/deus/internal/audit"
+	"github.com/deus-ex-machina/deus/internal/guard"
+	"github.com/deus-ex-machina/deus/internal/store"
+)
+
+// assessment is the brain's stage, between the guards and approval: the
+// run's alert and its context go to the assessor (the local analyzer, or
+// a model in front of it), whose answer is validated against the runbook
+// and recorded. It proposes; the guards and tiers have decided already and
+// still decide: an act goes on as the runbook says, a none skips the run,
+// an ask_human makes it wait for a person. It can never raise a tier,
+// approve, or skip a guard, since an assessment has no field for them.
+//
+// A run a person approved is not assessed again, nor a run by hand, nor
+// one on a resolved alert (its runbook asked to act on the resolution).
+type assessment struct{ h *Healer }
+
+func (assessment) Name() string { return "assess" }
+
+func (s assessment) Exec(ctx context.Context, f *flow) (Verdict, error) {
+	h := s.h
+	if h.opts.Brain == nil || h.cfg.Load().Brain.Disabled || f.rb == nil || f.run.State == store.RunApproved ||
+		f.alert == nil || f.alert.Status != alertmanager.StatusFiring {
+		return Next, nil
+	}
+	c, err := h.assessContext(ctx, f)
+	if err != nil {
+		return Stop, err
+	}
+	a := h.assessRun(ctx, c)
+	if err := h.recordAssessment(ctx, f, a); err != nil {
+		return Stop, err
+	}
+	switch a.Decision {
+	case assess.DecisionNone:
+		why := "the assessment (" + a.By + ") proposes no action: " + a.Why
+		f.release()
+		return Stop, h.transition(ctx, f, store.RunSkipped, audit.Record{Kind: audit.KindSkipped, Result: string(store.RunSkipped), Reason: why}, store.Update{Reason: why})
+	case assess.DecisionAskHuman:
+		if f.decision.Verdict == guard.Allow {
+			f.decision.Verdict = guard.NeedApproval
+			f.decision.Reason = "the assessment (" + a.By + ") asks a person: " + a.Why
+		}
+	}
+	return Next, nil
+}
+
+// assessRun asks the brain about c. An answer that fails the runbook's
+// bounds (which the fallback should have caught) or an error (the local
+// analyzer never fails) becomes a question for a person.
+func (h *Healer) assessRun(ctx context.Context, c assess.Context) assess.Assessment {
+	a, err := h.opts.Brain.Assess(ctx, c)
+	if err == nil {
+		err = assess.Validate(c, a)
+	}
+	if err != nil {
+		return assess.Assessment{
+			Decision: assess.DecisionAskHuman, Confidence: 0.5, Cause: "unknown", By: assess.ByLocal,
+			Why: "the assessment failed", Fallback: truncate(err.Error(), assess.MaxFallback),
+		}
+	}
+	return a
+}
+
+// recordAssessment writes the assessment to the audit log, then onto the
+// run.
+func (h *Healer) recordAssessment(ctx context.Context, f *flow, a assess.Assessment) error {
+	rec := h.base(f.run)
+	rec.Kind, rec.Result, rec.Reason = audit.KindAssessed, string(a.Decision), a.Why
+	rec.Fields = map[string]string{"by": a.By, "cause": a.Cause, "confidence": strconv.FormatFloat(a.Confidence, 'f', 2, 64)}
+	if a.Action != "" {
+		rec.Fields["action"] = a.Action
+	}
+	if a.Fallback != "" {
+		rec.Fields["fallback"] = a.Fallback
+	}
+	if err := h.record(ctx, rec); err != nil {
+		return err
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	f.run.Assessment = b
+	return h.opts.Store.SetAssessment(ctx, f.run.ID, b)
+}
+
+// assessContext is what the brain sees of a run: the alert, the actions
+// its runbook allows with the values the runbook gives them, the
+// precheck's answer, this alert's recent runs on this host, and the other
+// alerts of its incident.
+func (h *Healer) assessContext(ctx context.Context, f *flow) (assess.Context, error) {
+	c := assess.Context{
+		AlertName: f.run.Alertname, Status: string(f.alert.Status), StartsAt: f.alert.StartsAt,
+		Labels: maps.Clone(f.run.Labels), Annotations: labelMap(f.alert.Annotations), Runbook: f.run.Runbook,
+		Allowed: h.options(f.run), Recheck: f.recheck, RecheckHolds: f.recheckHolds,
+	}
+	if f.rb.Precheck != nil && f.rb.Precheck.Forecast != nil {
+		c.Forecast, c.ForecastCrosses = f.recheck, f.recheckHolds
+	}
+	past, err := h.opts.Store.Runs(ctx, store.RunFilter{Fingerprint: f.run.Fingerprint, Limit: 20})
+	if err != nil {
+		return c, fmt.Errorf("read the alert's past runs: %w", err)
+	}
+	for _, r := range past {
+		if r.ID == f.run.ID || r.Runbook != f.run.Runbook || r.DryRun {
+			continue
+		}
+		switch r.State {
+		case store.RunSucceeded:
+			c.Healed++
+		case store.RunFailed, store.RunRolledBack:
+			c.Failed++
+		default:
+			continue
+		}
+		c.History = append(c.History, fmt.Sprintf("%s: runbook %s %s", r.CreatedAt.UTC().Format(time.RFC3339), r.Runbook, r.State))
+	}
+	if f.run.IncidentID != "" {
+		in, err := h.opts.Store.Incident(ctx, f.run.IncidentID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return c, fmt.Errorf("read the run's incident: %w", err)
+		}
+		for _, m := range in.Members {
+			if m.Key != f.run.AlertKey {
+				c.Related = append(c.Related, m.Labels.String())
+			}
+		}
+	}
+	return c, nil
+}
+
+// options are the actions the run's steps take, each once, with the
+// values the runbook gives their parameters.
+func (h *Healer) options(r store.Run) []assess.Option {
+	var out []assess.Option
+	for _, st := range r.Steps {
+		if slices.ContainsFunc(out, func(o assess.Option) bool { return o.Name == st.Action }) {
+			continue
+		}
+		o := assess.Option{Name: st.Action, Fixed: maps.Clone(st.Params)}
+		if act, ok := h.opts.Actions.Get(st.Action); ok {
+			spec := act.Spec()
+			o.Tier = spec.Tier.String()
+			for _, p := range spec.Params {
+				o.Params = append(o.Params, assess.Param{Name: p.Name, Required: p.Required})
+			}
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
