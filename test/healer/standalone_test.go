@@ -89,7 +89,7 @@ func TestStandalone(t *testing.T) {
 	for _, rec := range recs {
 		kinds = append(kinds, rec.Kind)
 	}
-	if got := strings.Join(kinds, " "); !strings.HasPrefix(got, "received matched prechecked guarded started finished finished") {
+	if got := strings.Join(kinds, " "); !strings.HasPrefix(got, "received matched incident prechecked assessed guarded started finished finished") {
 		t.Errorf("audit: %s", got)
 	}
 }
