@@ -1,6 +1,7 @@
 package action
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -156,13 +157,16 @@ func TestCommandGivesTheAlertOnStdin(t *testing.T) {
 
 func TestCommandTimeout(t *testing.T) {
 	t.Parallel()
-	c, err := NewCommand(Spec{Name: "hang", Timeout: time.Millisecond}, []string{helperPath(t)}, &Exec{Env: helperEnvs("block")})
+	// The timeout must pass after the command has started: one that
+	// passes before is a command that never ran, which Exec rightly calls
+	// retryable. A second is a generous bound on starting it.
+	c, err := NewCommand(Spec{Name: "hang", Timeout: time.Second}, []string{helperPath(t)}, &Exec{Env: helperEnvs("block")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.Run(t.Context(), Request{RunID: "r1"})
-	if err == nil || IsRetryable(err) {
-		t.Errorf("got %v, want a timeout that is not retryable", err)
+	if !errors.Is(err, context.DeadlineExceeded) || IsRetryable(err) {
+		t.Errorf("got %v (retryable %v), want a timeout that is not retryable", err, IsRetryable(err))
 	}
 }
 
