@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"text/tabwriter"
 	"time"
@@ -103,4 +104,13 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+func (c *cli) assessCommand(a *kingpin.Application) (*kingpin.CmdClause, func(context.Context) int) {
+	cmd := a.Command("assess", "Show what the brain is given for a stored alert and what it answers; with --dry-run, the exact request a model would be sent (masked), sending nothing. Acts on nothing.")
+	alert := cmd.Arg("alert", "The alert's key or fingerprint (see GET /api/v1/alerts).").Required().String()
+	dry := cmd.Flag("dry-run", "Send nothing: show the request a model would be sent.").Bool()
+	return cmd, func(context.Context) int {
+		return c.api().do(c.stdout, c.stderr, http.MethodPost, "/api/v1/assess", map[string]any{"alert": *alert, "dry_run": *dry})
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
 	"github.com/deus-ex-machina/deus/internal/assess"
+	"github.com/deus-ex-machina/deus/internal/assess/mask"
 	"github.com/deus-ex-machina/deus/internal/audit"
 	"github.com/deus-ex-machina/deus/internal/guard"
 	"github.com/deus-ex-machina/deus/internal/store"
@@ -170,4 +171,91 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// AssessView is what healer assess shows of an alert: the context the
+// brain is given and, for a dry run, the exact request a model would be
+// sent (masked), or otherwise the assessment. Nothing is acted on.
+type AssessView struct {
+	Alert      string             `json:"alert"`
+	Runbook    string             `json:"runbook"`
+	Context    assess.Context     `json:"context"`
+	Request    json.RawMessage    `json:"request,omitempty"`
+	Assessment *assess.Assessment `json:"assessment,omitempty"`
+	Note       string             `json:"note,omitempty"`
+}
+
+// ErrNothingToAssess is returned for an alert no runbook matches.
+var ErrNothingToAssess = errors.New("no runbook matches the alert: there is nothing to assess")
+
+// Assess shows what the brain is given for the stored alert ref (its key,
+// or a fingerprint for the newest alert of it) and what it answers; with
+// dryRun nothing is sent anywhere, and the request a model would be sent
+// is returned instead. It acts on nothing.
+func (h *Healer) Assess(ctx context.Context, ref string, dryRun bool) (AssessView, error) {
+	a, err := h.alertByRef(ctx, ref)
+	if err != nil {
+		return AssessView{}, err
+	}
+	cfg := h.cfg.Load()
+	rb := match(cfg.Runbooks, a.Labels, string(a.Status))
+	if rb == nil {
+		return AssessView{}, fmt.Errorf("alert %s: %w", a.Key, ErrNothingToAssess)
+	}
+	run, err := h.build(cfg, rb, a)
+	if err != nil {
+		return AssessView{}, fmt.Errorf("alert %s: %w", a.Key, err)
+	}
+	f := &flow{run: run, rb: rb, alert: &a}
+	if rb.Precheck != nil {
+		if ok, detail, err := h.condition(ctx, rb.Precheck, run.Labels); err == nil {
+			f.recheck, f.recheckHolds = detail, assess.SignalNo
+			if ok {
+				f.recheckHolds = assess.SignalYes
+			}
+		}
+	}
+	c, err := h.assessContext(ctx, f)
+	if err != nil {
+		return AssessView{}, err
+	}
+	// Shown with its secrets redacted (addresses and names are the
+	// host's own, shown to who may read its alerts).
+	shown := c
+	m := mask.New(mask.Options{Fields: map[string]string{}, KeepIPs: true})
+	shown.Labels, shown.Annotations = m.Map(c.Labels), m.Map(c.Annotations)
+	v := AssessView{Alert: a.Key, Runbook: rb.Name, Context: shown}
+	switch {
+	case !dryRun:
+		if h.opts.Brain == nil {
+			return v, errors.New("the brain is off (brain.disabled)")
+		}
+		as := h.assessRun(ctx, c)
+		v.Assessment = &as
+	case h.opts.BrainRequest == nil:
+		local, _ := assess.Local{}.Assess(ctx, c)
+		v.Assessment = &local
+		v.Note = "no model is configured: the local analyzer answers, and nothing leaves the host"
+	default:
+		if v.Request, err = h.opts.BrainRequest(c); err != nil {
+			return v, fmt.Errorf("the model's request: %w", err)
+		}
+		v.Note = "the request a model would be sent, masked; nothing was sent"
+	}
+	return v, nil
+}
+
+// alertByRef finds a stored alert by key, or the newest of a fingerprint.
+func (h *Healer) alertByRef(ctx context.Context, ref string) (store.StoredAlert, error) {
+	if _, err := alertmanager.KeyStartsAt(ref); err == nil {
+		return h.opts.Store.AlertByKey(ctx, ref)
+	}
+	as, err := h.opts.Store.Alerts(ctx, ref, 1)
+	if err != nil {
+		return store.StoredAlert{}, err
+	}
+	if len(as) == 0 {
+		return store.StoredAlert{}, fmt.Errorf("alert %q: %w", ref, store.ErrNotFound)
+	}
+	return as[0], nil
 }

@@ -72,6 +72,8 @@ func Handler(o Options, access *Access, maxBody MaxBody) http.Handler {
 	mux.Handle("GET /api/v1/forecast", api(s.api(s.forecast)))
 	mux.Handle("GET /api/v1/analysis", api(s.api(s.analysis)))
 	mux.Handle("GET /api/v1/incidents", api(s.api(s.incidents)))
+	// A POST, since asking a model spends its budget.
+	mux.Handle("POST /api/v1/assess", change(s.api(s.assess)))
 	mux.Handle("GET /api/v1/incidents/{id}", api(s.api(s.incident)))
 	mux.Handle("GET /api/v1/schedule", api(s.api(func(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, s.o.Healer.Schedule(r.Context()))
@@ -231,6 +233,32 @@ func (s *server) incidents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, nonNil(ins))
+}
+
+// assess answers POST /api/v1/assess {"alert": KEY or FINGERPRINT,
+// "dry_run": bool}: what the brain is given for the alert and what it
+// answers, or, for a dry run, the request a model would be sent.
+func (s *server) assess(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Alert  string `json:"alert"`
+		DryRun bool   `json:"dry_run"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return httpError{http.StatusBadRequest, fmt.Errorf("body: %w", err)}
+	}
+	if req.Alert == "" {
+		return httpError{http.StatusBadRequest, errors.New("alert: an alert's key or fingerprint is required")}
+	}
+	v, err := s.o.Healer.Assess(r.Context(), req.Alert, req.DryRun)
+	if errors.Is(err, healer.ErrNothingToAssess) {
+		return httpError{http.StatusBadRequest, err}
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, v)
 }
 
 // incidentView is an incident with the runs it made.
