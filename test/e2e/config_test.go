@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/deus-ex-machina/deus/internal/config"
 )
 
 // The configurations are the deploy/ files read as YAML, with only what a
@@ -106,7 +108,19 @@ func copyRules(t testing.TB, root, dir string) {
 		}
 		writeYAML(t, filepath.Join(dir, filepath.Base(f)), doc)
 	}
+	// A symptom of the watched service's death beside ServiceDown, so that
+	// killing it is an incident of several alerts.
+	writeYAML(t, filepath.Join(dir, "e2e.rules.yml"), map[string]any{"groups": []any{map[string]any{
+		"name": "e2e", "rules": []any{map[string]any{
+			"alert": probeAlert, "expr": "deus_service_up == 0", "for": model.Duration(maxFor).String(),
+			"labels":      map[string]string{"severity": "warning"},
+			"annotations": map[string]string{"summary": "the probe of {{ $labels.service }} fails"},
+		}},
+	}}})
 }
+
+// probeAlert is the e2e rules' symptom of a service down.
+const probeAlert = "ServiceProbeFailed"
 
 // promAddrs are the addresses a Prometheus configuration points at.
 type promAddrs struct {
@@ -237,6 +251,15 @@ func healerConfig(t testing.TB, root string, s healerSettings) map[string]any {
 		"pidfile": s.service.pidfile,
 		"start":   []string{s.service.exe, s.service.pidfile},
 	}}
+	// The service's probe fails when the service is down: a symptom of
+	// ServiceDown, in its incident (the shipped causes, and this one).
+	causes := []any{}
+	for _, c := range config.DefaultCauses {
+		causes = append(causes, map[string]any{"name": c.Name, "cause": c.Cause, "effect": c.Effect})
+	}
+	cfg["incidents"] = map[string]any{"causes": append(causes, map[string]any{
+		"name": "a service down fails its probe", "cause": []string{`alertname="ServiceDown"`}, "effect": []string{`alertname="` + probeAlert + `"`},
+	})}
 	for _, rb := range items(t, cfg, path, "runbooks") {
 		// Verify every second instead of every 10-15s: the scenario
 		// measures how soon the healer knows it has healed.

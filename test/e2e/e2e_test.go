@@ -71,8 +71,9 @@ func healService(t *testing.T, s *stack) timing {
 		t.Errorf("after the restart the pidfile holds %d (killed: %d), running: %v; want a new, running %s",
 			pid, oldPID, s.svc.running(pid), s.svc.name)
 	}
+	checkIncident(t, s, r)
 	awaitResolved(t, s, r, "ServiceDown", fmt.Sprintf(`service=%q`, s.svc.name))
-	res := checkAudit(t, s.h, r, "received", "matched", "prechecked", "guarded", "started", "finished", "verified", "finished")
+	res := checkAudit(t, s.h, r, "received", "matched", "prechecked", "assessed", "guarded", "started", "finished", "verified", "finished")
 	if res["received"] != "firing" || res["prechecked"] != "holds" || res["verified"] != "ok" || res["finished"] != "succeeded" {
 		t.Errorf("audit results: received %q, prechecked %q, verified %q, finished %q; want firing, holds, ok, succeeded (the run's last)",
 			res["received"], res["prechecked"], res["verified"], res["finished"])
@@ -80,6 +81,39 @@ func healService(t *testing.T, s *stack) timing {
 
 	return measure(t, s, "service killed", fault, r, up, func(v float64) bool { return v == 0 },
 		fmt.Sprintf(`service=%q`, s.svc.name))
+}
+
+// checkIncident requires the restart's incident to hold the service's
+// failing probe too, acted on once, with every record of the run naming it.
+func checkIncident(t *testing.T, s *stack, r run) {
+	t.Helper()
+	if r.IncidentID == "" {
+		t.Fatalf("run %s is in no incident", r.ID)
+	}
+	var in struct {
+		Members []struct {
+			Alertname string `json:"alertname"`
+		} `json:"members"`
+		Runs []run `json:"runs"`
+	}
+	eventually(t, 60*time.Second, "the failing probe joins the service's incident", func() (bool, string) {
+		if err := apiData(s.h.url+"/api/v1/incidents/"+r.IncidentID, s.h.apiToken, &in); err != nil {
+			return false, err.Error()
+		}
+		names := map[string]bool{}
+		for _, m := range in.Members {
+			names[m.Alertname] = true
+		}
+		return names["ServiceDown"] && names[probeAlert], fmt.Sprintf("members %+v", in.Members)
+	})
+	if len(in.Runs) != 1 || in.Runs[0].ID != r.ID {
+		t.Errorf("incident %s made runs %+v; want the one restart %s", r.IncidentID, in.Runs, r.ID)
+	}
+	for _, rec := range s.h.auditRecords() {
+		if rec.RunID == r.ID && rec.Incident != r.IncidentID {
+			t.Errorf("audit record %d (%s) of run %s names incident %q; want %s", rec.Seq, rec.Kind, r.ID, rec.Incident, r.IncidentID)
+		}
+	}
 }
 
 // oldFile is a file the scenario wrote, as it was.

@@ -327,6 +327,7 @@ type auditRecord struct {
 	Time        time.Time         `json:"time"`
 	Kind        string            `json:"kind"`
 	RunID       string            `json:"run_id"`
+	Incident    string            `json:"incident"`
 	Fingerprint string            `json:"fingerprint"`
 	Runbook     string            `json:"runbook"`
 	Action      string            `json:"action"`
