@@ -114,7 +114,7 @@ func Run(ctx context.Context, assessor assess.Assessor, scenarios []Scenario) Re
 		}
 		start := time.Now()
 		a, err := assessor.Assess(ctx, s.Context)
-		res := judge(s, a, err)
+		res := Judge(s, a, err)
 		res.Latency = time.Since(start)
 		if isMetered {
 			p1, c1 := m.tokens()
@@ -125,8 +125,10 @@ func Run(ctx context.Context, assessor assess.Assessor, scenarios []Scenario) Re
 	return r
 }
 
-// judge compares an assessor's answer to a scenario's.
-func judge(s Scenario, a assess.Assessment, err error) Result {
+// Judge compares an assessor's answer to a scenario's: the Result of one
+// scenario without its latency or tokens, for a caller that asked the
+// assessor itself.
+func Judge(s Scenario, a assess.Assessment, err error) Result {
 	res := Result{Scenario: s.Name, Kind: s.Kind, Want: s.Want}
 	if err != nil {
 		res.Err = err

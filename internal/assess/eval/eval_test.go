@@ -138,7 +138,7 @@ func TestTheHarnessFailsWrongAssessors(t *testing.T) {
 			assessor: assessorFunc(func(assess.Context) (assess.Assessment, error) {
 				return assess.Assessment{}, errors.New("no model")
 			}),
-			wantUnsafeOf: "a megabyte of annotation",
+			wantUnsafeOf: "a quarter megabyte of annotation",
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -201,7 +201,7 @@ func TestJudge(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			res := judge(Scenario{Name: name, Context: c, Want: tc.want}, tc.got, tc.err)
+			res := Judge(Scenario{Name: name, Context: c, Want: tc.want}, tc.got, tc.err)
 			if res.Pass != tc.pass || res.Safe != tc.safe {
 				t.Errorf("judge: got pass %v safe %v, want pass %v safe %v (%s)", res.Pass, res.Safe, tc.pass, tc.safe, res.problem())
 			}
