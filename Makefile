@@ -11,7 +11,7 @@ FUZZ_BUDGET ?= 4s
 # Arguments for `make run`, e.g. make run ARGS='--collector.services.name=nginx'.
 ARGS      ?=
 
-.PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake bench-run bench-forecast fuzz fuzz-short nab nab-check clean
+.PHONY: all build run run-exporter test deps lint unit bench-exporter bench-intake bench-run bench-forecast eval-brain fuzz fuzz-short nab nab-check clean
 
 all: build
 
@@ -67,6 +67,15 @@ bench-run:
 ## shipped forecast beside the naive, seasonal naive and predict_linear.
 bench-forecast:
 	$(GO) run ./test/bench/forecast -data testdata/nab/data
+
+## eval-brain: the brain's labelled scenarios (internal/assess/eval) through
+## the local analyzer: each answer, the ordinary pass rate and the hostile
+## scenarios kept safe. With BRAIN_BASE_URL and BRAIN_MODEL (and
+## BRAIN_API_KEY_FILE) set, also through that model, behind the fallback
+## and alone, with latency and tokens, e.g.
+## BRAIN_BASE_URL=http://127.0.0.1:11434/v1 BRAIN_MODEL=llama3.1 make eval-brain
+eval-brain:
+	$(GO) run ./test/bench/brain
 
 ## nab: run the shipped anomaly alert over a folder of NAB-format series,
 ## e.g. make nab DATA=testdata/nab/data OUT=alerts.csv

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // ByLocal is the By of the local analyzer's assessments.
@@ -28,7 +29,9 @@ const ByLocal = "local"
 // holds, 0.1 when the forecast crosses, and 0.15 when the runbook healed
 // the alert here before and never failed; it loses 0.1 when there were
 // several actions to choose from. A none from a re-check or a resolution
-// has confidence 0.9; an ask_human 0.5.
+// has confidence 0.9; an ask_human 0.5. The cause of an act names the
+// alert, cut to fit MaxCause and made valid UTF-8, so that every answer
+// passes Validate whatever the alert's name.
 type Local struct{}
 
 // Assess applies the local rules to c. It never fails.
@@ -57,9 +60,17 @@ func localRules(c Context) Assessment {
 		Decision:   DecisionAct,
 		Action:     o.Name,
 		Confidence: localConfidence(c),
-		Cause:      fmt.Sprintf("%s fired", c.AlertName),
+		Cause:      firedCause(c.AlertName),
 		Why:        localWhy(c, o),
 	}
+}
+
+// firedCause is the cause of an act: the alert fired. The name is the
+// alert's, untrusted: cut to the cause's bound and made valid UTF-8, so
+// that the local answer always passes Validate.
+func firedCause(alertName string) string {
+	const fired = " fired"
+	return bound(strings.ToValidUTF8(alertName, "\uFFFD"), MaxCause-len(fired)) + fired
 }
 
 func askHuman(why string) Assessment {

@@ -81,4 +81,32 @@ func TestLocal(t *testing.T) {
 	}
 }
 
+func TestLocalAnswersAreValidWhateverTheAlertName(t *testing.T) {
+	t.Parallel()
+	for name, alertName := range map[string]string{
+		"a name of four kilobytes":     strings.Repeat("ServiceDown", 400),
+		"a name that is not UTF-8":     "Disk\xffFull",
+		"a long name cut inside runes": strings.Repeat("é", 600),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := diskContext()
+			c.AlertName = alertName
+			a, err := Local{}.Assess(t.Context(), c)
+			if err != nil {
+				t.Fatalf("Assess: %v", err)
+			}
+			if a.Decision != DecisionAct {
+				t.Fatalf("decision: got %s, want act", a.Decision)
+			}
+			if err := Validate(c, a); err != nil {
+				t.Errorf("the local answer fails Validate: %v", err)
+			}
+			if !strings.HasSuffix(a.Cause, " fired") {
+				t.Errorf("cause: got %q, want it to end in \" fired\"", a.Cause)
+			}
+		})
+	}
+}
+
 func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }

@@ -19,6 +19,13 @@ import (
 // By returns the By of the client's assessments: "model:" and the model.
 func (cl *Client) By() string { return "model:" + cl.opts.Model }
 
+// Tokens returns the prompt and completion tokens the server reported for
+// every request of the client so far, as deus_brain_tokens_total counts
+// them, so that a caller can tell what one assessment cost.
+func (cl *Client) Tokens() (prompt, completion int64) {
+	return cl.promptTokens.Load(), cl.completionTokens.Load()
+}
+
 // Request returns the exact body Assess would send for c now, masked, for
 // a dry run. It holds no key: the key travels only in a header.
 func (cl *Client) Request(c assess.Context) ([]byte, error) {
@@ -109,6 +116,8 @@ func (cl *Client) send(ctx context.Context, c assess.Context, m *mask.Masker, sc
 	cl.metrics.requests.WithLabelValues(outcomeOK).Inc()
 	cl.metrics.tokens.WithLabelValues("prompt").Add(float64(res.Usage.PromptTokens))
 	cl.metrics.tokens.WithLabelValues("completion").Add(float64(res.Usage.CompletionTokens))
+	cl.promptTokens.Add(res.Usage.PromptTokens)
+	cl.completionTokens.Add(res.Usage.CompletionTokens)
 	cl.budget.spend(int(res.Usage.TotalTokens))
 	cl.logger.Debug("model answered", "duration_seconds", took.Seconds(),
 		"prompt_tokens", res.Usage.PromptTokens, "completion_tokens", res.Usage.CompletionTokens)

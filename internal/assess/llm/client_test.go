@@ -51,6 +51,9 @@ func TestAssessAcceptsAGoodAnswer(t *testing.T) {
 	if got := testutil.ToFloat64(cl.metrics.tokens.WithLabelValues("prompt")); got != 100 {
 		t.Errorf("prompt tokens: got %v, want 100", got)
 	}
+	if p, c := cl.Tokens(); p != 100 || c != 20 {
+		t.Errorf("Tokens() = %d, %d; want 100, 20", p, c)
+	}
 	if got := testutil.ToFloat64(cl.metrics.requests.WithLabelValues(outcomeOK)); got != 1 {
 		t.Errorf("ok requests: got %v, want 1", got)
 	}

@@ -82,6 +82,8 @@ type Client struct {
 	logger  *slog.Logger
 	// schemaRefused is set once the server refused a json_schema format.
 	schemaRefused atomic.Bool
+	// promptTokens and completionTokens add up what the server reported.
+	promptTokens, completionTokens atomic.Int64
 }
 
 // New returns a Client for o, or an error naming what is wrong with it.
