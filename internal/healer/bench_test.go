@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/deus-ex-machina/deus/internal/action"
+	"github.com/deus-ex-machina/deus/internal/assess"
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
 	"github.com/deus-ex-machina/deus/internal/audit"
 	"github.com/deus-ex-machina/deus/internal/config"
@@ -104,7 +105,7 @@ func benchRun(b *testing.B, yml string) {
 		b.Fatal(err)
 	}
 	m := NewMetrics(nil)
-	h := New(Options{Store: st, Audit: alog, Actions: reg, Querier: trueQuerier{}, Metrics: m}, cfg)
+	h := New(Options{Store: st, Audit: alog, Actions: reg, Querier: trueQuerier{}, Metrics: m, Brain: assess.Local{}}, cfg)
 
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()

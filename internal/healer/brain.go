@@ -43,7 +43,7 @@ func (s assessment) Exec(ctx context.Context, f *flow) (Verdict, error) {
 		return Stop, err
 	}
 	a := h.assessRun(ctx, c)
-	if err := h.recordAssessment(ctx, f, a); err != nil {
+	if err := h.recordAssessment(f, a); err != nil {
 		return Stop, err
 	}
 	switch a.Decision {
@@ -77,9 +77,10 @@ func (h *Healer) assessRun(ctx context.Context, c assess.Context) assess.Assessm
 	return a
 }
 
-// recordAssessment writes the assessment to the audit log, then onto the
-// run.
-func (h *Healer) recordAssessment(ctx context.Context, f *flow, a assess.Assessment) error {
+// recordAssessment puts the assessment on the run and its record with the
+// records of what happened, both written with the run's next change of
+// state (before anything acts): no write of its own per run.
+func (h *Healer) recordAssessment(f *flow, a assess.Assessment) error {
 	rec := h.base(f.run)
 	rec.Kind, rec.Result, rec.Reason = audit.KindAssessed, string(a.Decision), a.Why
 	rec.Fields = map[string]string{"by": a.By, "cause": a.Cause, "confidence": strconv.FormatFloat(a.Confidence, 'f', 2, 64)}
@@ -89,15 +90,13 @@ func (h *Healer) recordAssessment(ctx context.Context, f *flow, a assess.Assessm
 	if a.Fallback != "" {
 		rec.Fields["fallback"] = a.Fallback
 	}
-	if err := h.record(ctx, rec); err != nil {
-		return err
-	}
 	b, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
-	f.run.Assessment = b
-	return h.opts.Store.SetAssessment(ctx, f.run.ID, b)
+	f.pending = append(f.pending, rec)
+	f.run.Assessment, f.assessment = b, b
+	return nil
 }
 
 // assessContext is what the brain sees of a run: the alert, the actions
@@ -131,7 +130,9 @@ func (h *Healer) assessContext(ctx context.Context, f *flow) (assess.Context, er
 		}
 		c.History = append(c.History, fmt.Sprintf("%s: runbook %s %s", r.CreatedAt.UTC().Format(time.RFC3339), r.Runbook, r.State))
 	}
-	if f.run.IncidentID != "" {
+	// Only a model reads the incident's other alerts: the local analyzer
+	// does not, and is spared the read.
+	if f.run.IncidentID != "" && h.opts.BrainRequest != nil {
 		in, err := h.opts.Store.Incident(ctx, f.run.IncidentID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return c, fmt.Errorf("read the run's incident: %w", err)

@@ -2,6 +2,7 @@ package healer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -104,6 +105,8 @@ type flow struct {
 	// that follows it (skipped, waiting or running).
 	decision guard.Decision
 	unlock   func() // the runbook's guard lock, held from guards to begin
+	// assessment is the brain's, saved with the next change of state.
+	assessment json.RawMessage
 	// recheck and recheckHolds are the precheck's answer, for the brain.
 	recheck      string
 	recheckHolds assess.Signal
@@ -156,6 +159,9 @@ func (h *Healer) transition(ctx context.Context, f *flow, to store.RunState, rec
 	f.pending = nil
 	from := f.run.State
 	u.State = to
+	if f.assessment != nil {
+		u.Assessment, f.assessment = f.assessment, nil
+	}
 	if to.Final() && u.FinishedAt.IsZero() {
 		u.FinishedAt = h.now()
 	}

@@ -51,14 +51,14 @@ func TestIncidentsAreSavedWithTheirDecisionAndFound(t *testing.T) {
 	if rs, err := s.Runs(ctx, RunFilter{IncidentID: "inc1"}); err != nil || len(rs) != 1 || rs[0].IncidentID != "inc1" {
 		t.Errorf("runs of the incident: %+v, %v", rs, err)
 	}
-	if err := s.SetAssessment(ctx, "r1", json.RawMessage(`{"decision":"act"}`)); err != nil {
+	if err := s.UpdateRun(ctx, "r1", Update{State: RunSkipped, Assessment: json.RawMessage(`{"decision":"none"}`)}, RunPending); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := s.Run(ctx, "r1"); err != nil || string(r.Assessment) != `{"decision":"act"}` {
+	if r, err := s.Run(ctx, "r1"); err != nil || string(r.Assessment) != `{"decision":"none"}` {
 		t.Errorf("the run's assessment: %s, %v", r.Assessment, err)
 	}
-	if err := s.SetAssessment(ctx, "r1", json.RawMessage(`{`)); err == nil {
-		t.Error("SetAssessment took what is not JSON")
+	if err := s.UpdateRun(ctx, "r1", Update{Assessment: json.RawMessage(`{`)}); err == nil {
+		t.Error("UpdateRun took an assessment that is not JSON")
 	}
 }
 

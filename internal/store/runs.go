@@ -392,23 +392,8 @@ type Update struct {
 	DecidedBy  string
 	// Steps replaces the run's steps when not nil.
 	Steps []StepRecord
-}
-
-// SetAssessment stores the brain's assessment of run id, as JSON.
-func (s *Store) SetAssessment(ctx context.Context, id string, assessment json.RawMessage) error {
-	if !json.Valid(assessment) {
-		return fmt.Errorf("run %s: the assessment is not JSON", id)
-	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE runs SET assessment = ? WHERE id = ?`, string(assessment), id)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("run %s: %w", id, ErrNotFound)
-		}
-		return nil
-	})
+	// Assessment, when set, is the brain's assessment of the run (JSON).
+	Assessment json.RawMessage
 }
 
 // ErrConflict is returned by UpdateRun when the run is not in any of the
@@ -448,6 +433,12 @@ func (s *Store) UpdateRun(ctx context.Context, id string, u Update, from ...RunS
 	}
 	if !u.ExpiresAt.IsZero() {
 		add("expires_at", u.ExpiresAt.UnixNano())
+	}
+	if u.Assessment != nil {
+		if !json.Valid(u.Assessment) {
+			return fmt.Errorf("run %s: the assessment is not JSON", id)
+		}
+		add("assessment", string(u.Assessment))
 	}
 	if u.DecidedBy != "" {
 		add("decided_by", u.DecidedBy)
