@@ -112,15 +112,12 @@ func (h *Healer) assessContext(ctx context.Context, f *flow) (assess.Context, er
 	if f.rb.Precheck != nil && f.rb.Precheck.Forecast != nil {
 		c.Forecast, c.ForecastCrosses = f.recheck, f.recheckHolds
 	}
-	past, err := h.opts.Store.Runs(ctx, store.RunFilter{Fingerprint: f.run.Fingerprint, Limit: 20})
+	past, err := h.opts.Store.Outcomes(ctx, f.run.Fingerprint, f.run.Runbook, 20)
 	if err != nil {
 		return c, fmt.Errorf("read the alert's past runs: %w", err)
 	}
-	for _, r := range past {
-		if r.ID == f.run.ID || r.Runbook != f.run.Runbook || r.DryRun {
-			continue
-		}
-		switch r.State {
+	for _, o := range past {
+		switch o.State {
 		case store.RunSucceeded:
 			c.Healed++
 		case store.RunFailed, store.RunRolledBack:
@@ -128,7 +125,7 @@ func (h *Healer) assessContext(ctx context.Context, f *flow) (assess.Context, er
 		default:
 			continue
 		}
-		c.History = append(c.History, fmt.Sprintf("%s: runbook %s %s", r.CreatedAt.UTC().Format(time.RFC3339), r.Runbook, r.State))
+		c.History = append(c.History, fmt.Sprintf("%s: runbook %s %s", o.CreatedAt.UTC().Format(time.RFC3339), f.run.Runbook, o.State))
 	}
 	// Only a model reads the incident's other alerts: the local analyzer
 	// does not, and is spared the read.

@@ -37,7 +37,9 @@ func (h *Healer) newGrouper(ctx context.Context, alerts []store.StoredAlert) (*g
 			groups = append(groups, grp)
 		}
 	}
-	ins, err := h.opts.Store.OpenIncidents(ctx, groups)
+	// An alert joins an incident within the window of its latest onset;
+	// twice the window allows for an alert delivered late.
+	ins, err := h.opts.Store.OpenIncidents(ctx, groups, g.now.Add(-2*g.rules.Window))
 	if err != nil {
 		return nil, fmt.Errorf("read open incidents: %w", err)
 	}
@@ -148,26 +150,44 @@ func (g *grouper) supersede(b *batch, in *incident.Incident, m incident.Member) 
 	b.cancel = append(b.cancel, superseded{runID: in.RunID, why: why})
 }
 
-// resolve marks the resolved alert's member; when it was the acting one
-// and others still fire, the next one's runbook acts.
+// resolve marks the resolved alert's member, in the incident its firing
+// was placed in; when it was the acting one and others still fire, the
+// next one's runbook acts.
 func (g *grouper) resolve(b *batch, grp string, a store.StoredAlert, p placed) placed {
 	firing := a.Alert
 	firing.Status = alertmanager.StatusFiring
 	key := firing.Key()
-	for _, in := range g.open[grp] {
-		if _, ok := in.Member(key); !ok {
-			continue
-		}
-		done := in.Resolve(key, g.now)
-		if done {
-			p.recs = append(p.recs, audit.Record{Kind: audit.KindIncident, Result: "resolved", Incident: in.ID, Fingerprint: a.Fingerprint, Alertname: string(a.Labels[model.AlertNameLabel]), Reason: "every alert of the incident resolved"})
-			g.open[grp] = slices.DeleteFunc(g.open[grp], func(o *incident.Incident) bool { return o == in })
-		} else if in.Acting == key {
-			g.handOver(b, in, &p)
-		}
-		return g.saved(in, p)
+	in := g.incidentOf(grp, key)
+	if in == nil {
+		return p
 	}
-	return p
+	if in.Resolve(key, g.now) {
+		p.recs = append(p.recs, audit.Record{Kind: audit.KindIncident, Result: "resolved", Incident: in.ID, Fingerprint: a.Fingerprint, Alertname: string(a.Labels[model.AlertNameLabel]), Reason: "every alert of the incident resolved"})
+		g.open[grp] = slices.DeleteFunc(g.open[grp], func(o *incident.Incident) bool { return o == in })
+	} else if in.Acting == key {
+		g.handOver(b, in, &p)
+	}
+	return g.saved(in, p)
+}
+
+// incidentOf returns the open incident the firing key was placed in: one
+// read already, or the one its stored alert names.
+func (g *grouper) incidentOf(grp, key string) *incident.Incident {
+	for _, in := range g.open[grp] {
+		if _, ok := in.Member(key); ok {
+			return in
+		}
+	}
+	a, err := g.h.opts.Store.AlertByKey(g.ctx, key)
+	if err != nil || a.IncidentID == "" {
+		return nil // never placed, or pruned
+	}
+	in, err := g.h.opts.Store.Incident(g.ctx, a.IncidentID)
+	if err != nil || in.State != incident.Open {
+		return nil
+	}
+	g.open[grp] = append(g.open[grp], &in)
+	return &in
 }
 
 // handOver gives the run of an incident whose acting alert resolved to

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/deus-ex-machina/deus/internal/incident"
 )
@@ -25,36 +26,67 @@ CREATE TABLE IF NOT EXISTS incidents (
 CREATE INDEX IF NOT EXISTS incidents_open ON incidents(state, grp);
 CREATE INDEX IF NOT EXISTS incidents_opened ON incidents(opened_at);`
 
-// addRunIncident gives a version 3 runs table the columns of version 4:
-// the run's incident and its assessment.
-func addRunIncident(tx *sql.Tx) error {
-	for _, col := range []string{"incident_id", "assessment"} {
+// addV4Columns gives a version 3 database the columns of version 4: the
+// incident of each alert and run, and each run's assessment.
+func addV4Columns(tx *sql.Tx) error {
+	for _, c := range []struct{ table, col string }{{"alerts", "incident_id"}, {"runs", "incident_id"}, {"runs", "assessment"}} {
 		var n int
-		if err := tx.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('runs') WHERE name = ?`, col).Scan(&n); err != nil {
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.col).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {
 			continue
 		}
-		// col is one of the constants above.
-		if _, err := tx.Exec(`ALTER TABLE runs ADD COLUMN ` + col + ` TEXT NOT NULL DEFAULT ''`); err != nil { //nolint:gosec // see above
+		// table and col are the constants above.
+		if _, err := tx.Exec(`ALTER TABLE ` + c.table + ` ADD COLUMN ` + c.col + ` TEXT NOT NULL DEFAULT ''`); err != nil { //nolint:gosec // see above
 			return err
 		}
 	}
 	return nil
 }
 
-// OpenIncidents returns the open incidents of the given groups.
-func (s *Store) OpenIncidents(ctx context.Context, groups []string) ([]incident.Incident, error) {
+// OpenIncidents returns the open incidents of the given groups that
+// changed since since: those an alert may still join.
+func (s *Store) OpenIncidents(ctx context.Context, groups []string, since time.Time) ([]incident.Incident, error) {
 	if len(groups) == 0 {
 		return nil, nil
 	}
-	args := []any{string(incident.Open)}
+	args := []any{string(incident.Open), since.UnixNano()}
 	for _, g := range groups {
 		args = append(args, g)
 	}
 	// Only placeholders are concatenated; values are bound.
-	return s.queryIncidents(ctx, `WHERE state = ? AND grp IN (?`+strings.Repeat(", ?", len(groups)-1)+`) ORDER BY opened_at`, args...)
+	return s.queryIncidents(ctx, `WHERE state = ? AND updated_at >= ? AND grp IN (?`+strings.Repeat(", ?", len(groups)-1)+`) ORDER BY opened_at`, args...)
+}
+
+// Outcome is how a past run ended.
+type Outcome struct {
+	State     RunState
+	CreatedAt time.Time
+}
+
+// Outcomes returns how the latest runs of runbook for the alert
+// fingerprint (this alert on this host) ended, newest first, dry runs
+// left out: what the brain is told of the past.
+func (s *Store) Outcomes(ctx context.Context, fingerprint, runbook string, limit int) ([]Outcome, error) {
+	s.read(1)
+	rows, err := s.r.QueryContext(ctx, `SELECT state, created_at FROM runs WHERE fingerprint = ? AND runbook = ? AND dry_run = 0
+		ORDER BY created_at DESC LIMIT ?`, fingerprint, runbook, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Outcome
+	for rows.Next() {
+		var o Outcome
+		var created int64
+		if err := rows.Scan(&o.State, &created); err != nil {
+			return nil, err
+		}
+		o.CreatedAt = fromNano(created)
+		out = append(out, o)
+	}
+	return out, rows.Err()
 }
 
 // IncidentFilter selects incidents.

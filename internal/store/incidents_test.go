@@ -33,7 +33,7 @@ func TestIncidentsAreSavedWithTheirDecisionAndFound(t *testing.T) {
 	if err := s.PlanBatch(ctx, []Decision{{ID: stored[0].ID, State: AlertPlanned, Runs: []Run{run}, Incident: &in}}); err != nil {
 		t.Fatal(err)
 	}
-	open, err := s.OpenIncidents(ctx, []string{`{instance="web1"}`, `{instance="web2"}`})
+	open, err := s.OpenIncidents(ctx, []string{`{instance="web1"}`, `{instance="web2"}`}, t0)
 	if err != nil || len(open) != 1 || open[0].ID != "inc1" || len(open[0].Members) != 1 {
 		t.Fatalf("OpenIncidents: %+v, %v", open, err)
 	}
@@ -42,7 +42,16 @@ func TestIncidentsAreSavedWithTheirDecisionAndFound(t *testing.T) {
 	if err := s.PlanBatch(ctx, []Decision{{ID: stored[0].ID, State: AlertPlanned, Incident: &in}}); err != nil {
 		t.Fatal(err)
 	}
-	if open, _ := s.OpenIncidents(ctx, []string{`{instance="web1"}`}); len(open) != 0 {
+	if old, _ := s.OpenIncidents(ctx, []string{`{instance="web1"}`}, t0.Add(time.Second)); len(old) != 0 {
+		t.Errorf("an incident not changed since is open to join: %+v", old)
+	}
+	if got, err := s.AlertByKey(ctx, a.Key()); err != nil || got.IncidentID != "inc1" {
+		t.Errorf("the alert's incident: %q, %v; want inc1", got.IncidentID, err)
+	}
+	if os, err := s.Outcomes(ctx, a.Fingerprint, "rb", 5); err != nil || len(os) != 1 || os[0].State != RunPending {
+		t.Errorf("Outcomes: %+v, %v; want the pending run", os, err)
+	}
+	if open, _ := s.OpenIncidents(ctx, []string{`{instance="web1"}`}, t0); len(open) != 0 {
 		t.Errorf("a resolved incident is still open: %+v", open)
 	}
 	if got, err := s.Incident(ctx, "inc1"); err != nil || got.State != incident.Resolved || !got.ResolvedAt.Equal(in.ResolvedAt) {
@@ -76,7 +85,7 @@ func TestMigrateGivesAVersion3DatabaseIncidents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`DROP TABLE incidents; ALTER TABLE runs DROP COLUMN incident_id; ALTER TABLE runs DROP COLUMN assessment; PRAGMA user_version = 3`); err != nil {
+	if _, err := db.Exec(`DROP TABLE incidents; ALTER TABLE runs DROP COLUMN incident_id; ALTER TABLE runs DROP COLUMN assessment; ALTER TABLE alerts DROP COLUMN incident_id; PRAGMA user_version = 3`); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -88,6 +97,9 @@ func TestMigrateGivesAVersion3DatabaseIncidents(t *testing.T) {
 	}
 	if _, err := s.Runs(t.Context(), RunFilter{IncidentID: "x"}); err != nil {
 		t.Errorf("runs after the migration: %v", err)
+	}
+	if _, err := s.Alerts(t.Context(), "", 1); err != nil {
+		t.Errorf("alerts after the migration: %v", err)
 	}
 }
 

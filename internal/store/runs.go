@@ -35,6 +35,8 @@ type StoredAlert struct {
 	Deliveries int       `json:"deliveries"`
 	State      string    `json:"state"`
 	Note       string    `json:"note,omitempty"`
+	// IncidentID is the incident the alert is part of, once planned.
+	IncidentID string `json:"incident_id,omitempty"`
 }
 
 // StepRecord is one step of a run: the action, its validated parameters
@@ -216,7 +218,7 @@ func (s *Store) ResolvedOf(ctx context.Context, firing []StoredAlert) (map[strin
 	return out, nil
 }
 
-const alertCols = `id, key, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at, deliveries, state, note`
+const alertCols = `id, key, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, receiver, source, received_at, deliveries, state, note, incident_id`
 
 func (s *Store) queryAlerts(ctx context.Context, where string, args ...any) ([]StoredAlert, error) {
 	// where is one of this package's constant clauses; values are bound.
@@ -238,7 +240,7 @@ func scanAlerts(rows *sql.Rows) ([]StoredAlert, error) {
 			starts, ends, recvd int64
 		)
 		if err := rows.Scan(&a.ID, &a.Key, &a.Fingerprint, &status, &starts, &ends, &lab, &ann, &a.GeneratorURL,
-			&a.Receiver, &a.Source, &recvd, &a.Deliveries, &a.State, &a.Note); err != nil {
+			&a.Receiver, &a.Source, &recvd, &a.Deliveries, &a.State, &a.Note, &a.IncidentID); err != nil {
 			return nil, err
 		}
 		a.Status = alertmanager.Status(status)
@@ -319,6 +321,9 @@ func (s *Store) PlanBatch(ctx context.Context, ds []Decision) error {
 			if d.Incident != nil {
 				if err := saveIncident(ctx, tx, *d.Incident); err != nil {
 					return err
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE alerts SET incident_id = ? WHERE id = ?`, d.Incident.ID, d.ID); err != nil {
+					return fmt.Errorf("alert %d: %w", d.ID, err)
 				}
 			}
 		}

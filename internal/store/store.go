@@ -249,7 +249,8 @@ CREATE TABLE IF NOT EXISTS alerts (
 	received_at  INTEGER NOT NULL,
 	deliveries   INTEGER NOT NULL DEFAULT 1,
 	state        TEXT NOT NULL DEFAULT 'new',
-	note         TEXT NOT NULL DEFAULT ''
+	note         TEXT NOT NULL DEFAULT '',
+	incident_id  TEXT NOT NULL DEFAULT ''
 );`
 
 const schema = alertsTable + `
@@ -387,7 +388,7 @@ func migrate(db *sql.DB) (was int, err error) {
 	if _, err := tx.Exec(incidentsTable); err != nil {
 		return 0, fmt.Errorf("migrate to schema version 4: %w", err)
 	}
-	if err := addRunIncident(tx); err != nil {
+	if err := addV4Columns(tx); err != nil {
 		return 0, fmt.Errorf("migrate to schema version 4: %w", err)
 	}
 	// user_version takes no bound parameter; schemaVersion is a constant.
