@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/deus-ex-machina/deus/internal/action"
-	"github.com/deus-ex-machina/deus/internal/assess"
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
+	"github.com/deus-ex-machina/deus/internal/assess"
 	"github.com/deus-ex-machina/deus/internal/audit"
 	"github.com/deus-ex-machina/deus/internal/config"
 	"github.com/deus-ex-machina/deus/internal/store"
