@@ -77,6 +77,7 @@ func TestFiveSymptomsOfOneCauseAreOneIncidentActedOnOnce(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "DiskAlmostFull") || strings.Count(out, "\n") != 2 {
 		t.Fatalf("healer incidents: exit %d; want one open incident, primary DiskAlmostFull\n%s", code, out)
 	}
+	t.Logf("healer incidents --state=open:\n%s", out)
 	id := strings.Fields(strings.Split(out, "\n")[1])[0]
 	code, js := h.cli("incidents", id, "--output=json")
 	var in struct {
@@ -90,7 +91,9 @@ func TestFiveSymptomsOfOneCauseAreOneIncidentActedOnOnce(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &in); code != 0 || err != nil || len(in.Members) != 5 || len(in.Runs) != 1 || in.Runs[0].Runbook != "clean-disk" {
 		t.Fatalf("healer incidents %s: exit %d, %v; want five alerts and the disk's run\n%s", id, code, err, js)
 	}
-	if code, out := h.cli("incidents", id); code != 0 || !strings.Contains(out, "primary, acting") {
+	code, out = h.cli("incidents", id)
+	t.Logf("healer incidents %s:\n%s", id, out)
+	if code != 0 || !strings.Contains(out, "primary, acting") {
 		t.Errorf("healer incidents %s: exit %d; want the disk marked primary and acting\n%s", id, code, out)
 	}
 	h.stop()
