@@ -1,8 +1,12 @@
 package healer_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,15 +21,8 @@ import (
 // runs: the one run waits, and the refusal comes before any.
 func TestShippedBruteForceRunbookWaitsForApprovalAndLoopbackIsRefused(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "healer", "healer.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
+	cfg := shippedConfig(t)
 	global := cfg["global"].(map[string]any)
 	global["identity"] = []string{"web1"}
 	// As it runs once its dry run is turned off (a dry run needs no
@@ -87,4 +84,75 @@ func states(rs []run) string {
 		s[i] = r.Runbook + ":" + string(r.State)
 	}
 	return strings.Join(s, " ")
+}
+
+// shippedConfig reads deploy/healer/healer.yml as YAML.
+func shippedConfig(t *testing.T) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "healer", "healer.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// The shipped evidence runbooks, on a running healer with its dry run
+// off: a new listening port is answered with who listens on it, a changed
+// watched file with its metadata and checksum, read when the alert came,
+// and nothing else runs.
+func TestShippedEvidenceRunbooksRecordWhoListensAndWhatTheFileIs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := shippedConfig(t)
+	global := cfg["global"].(map[string]any)
+	global["identity"], global["dry_run"] = []string{"web1"}, false
+	cfg["prometheus"] = map[string]any{"url": "http://127.0.0.1:1"}
+	delete(cfg, "alertmanager")
+	cfg["audit"] = map[string]any{"path": filepath.Join(dir, "data", "audit")}
+	cfg["actions"].(map[string]any)["quarantine_dir"] = filepath.Join(dir, "quarantine")
+	h := newHealer(t, dir, cfg)
+	h.start()
+	defer h.stop()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	watched := filepath.Join(dir, "passwd")
+	writeFile(t, watched, "root:x:0:0::/root:/bin/sh\n")
+	sum := sha256.Sum256([]byte("root:x:0:0::/root:/bin/sh\n"))
+	at := time.Now().Add(-time.Minute)
+	h.webhook(message(t, "http://am.invalid",
+		firing("c0f0c0d0e0f0a0b1", at, map[string]string{"alertname": "NewListeningPort", "instance": "web1:9110", "proto": "tcp", "port": port, "process": "healer.test", "remediation": "none"}),
+		firing("c0f0c0d0e0f0a0b2", at, map[string]string{"alertname": "FileIntegrityChanged", "instance": "web1:9110", "path": watched, "remediation": "none"}),
+	))
+	var rs []run
+	eventually(t, 20*time.Second, "both evidence runs end", func() (bool, string) {
+		rs = h.runs("")
+		done := 0
+		for _, r := range rs {
+			if r.State == "succeeded" {
+				done++
+			}
+		}
+		return len(rs) == 2 && done == 2, "runs: " + states(rs)
+	})
+	out := map[string]string{}
+	for _, r := range rs {
+		for _, st := range r.Steps {
+			out[r.Runbook] += st.Output
+		}
+	}
+	if !strings.Contains(out["evidence-new-listener"], "127.0.0.1:"+port) {
+		t.Errorf("evidence of the new listener: %q; want the socket on port %s", out["evidence-new-listener"], port)
+	}
+	if got := out["evidence-file-changed"]; !strings.Contains(got, hex.EncodeToString(sum[:])) || !strings.Contains(got, "Access: (0") {
+		t.Errorf("evidence of the changed file: %q; want its stat and its sha256 %x", got, sum)
+	}
 }
