@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -183,23 +182,7 @@ func TestMigrateAddsTheAuditHead(t *testing.T) {
 			writeV1(t, dir, alert("03dcb9292ee7cedb", alertmanager.StatusFiring, time.Date(2026, 11, 23, 18, 19, 19, 0, time.UTC)))
 		},
 		"from version 2": func(t *testing.T, dir string) {
-			s, err := Open(dir, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "healer.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := db.Exec(`DROP TABLE audit_head; PRAGMA user_version = 2`); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Close(); err != nil {
-				t.Fatal(err)
-			}
+			olderDatabase(t, dir, `DROP TABLE audit_head; PRAGMA user_version = 2`)
 			if _, _, _, err := ReadAuditHead(t.Context(), dir); err == nil || !strings.Contains(err.Error(), "version 2") {
 				t.Errorf("ReadAuditHead of a version 2 database = %v; want an error naming its version", err)
 			}

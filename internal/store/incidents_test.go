@@ -1,9 +1,7 @@
 package store
 
 import (
-	"database/sql"
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -74,24 +72,9 @@ func TestIncidentsAreSavedWithTheirDecisionAndFound(t *testing.T) {
 func TestMigrateGivesAVersion3DatabaseIncidents(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "healer.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`DROP TABLE incidents; ALTER TABLE runs DROP COLUMN incident_id; ALTER TABLE runs DROP COLUMN assessment; ALTER TABLE alerts DROP COLUMN incident_id; PRAGMA user_version = 3`); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openIn(t, dir)
+	olderDatabase(t, dir, `DROP TABLE incidents; ALTER TABLE runs DROP COLUMN incident_id; ALTER TABLE runs DROP COLUMN assessment;
+		ALTER TABLE alerts DROP COLUMN incident_id; PRAGMA user_version = 3`)
+	s := openIn(t, dir)
 	if _, err := s.Incidents(t.Context(), IncidentFilter{}); err != nil {
 		t.Errorf("incidents after the migration: %v", err)
 	}

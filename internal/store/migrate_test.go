@@ -219,25 +219,9 @@ func TestAlertAfterPruningEverythingIsQueued(t *testing.T) {
 func TestOpenDropsAQueueLeftByAnOlderHealer(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	olderDatabase(t, dir, `CREATE TABLE queue (alert INTEGER PRIMARY KEY);
+		CREATE TRIGGER alerts_enqueue AFTER INSERT ON alerts BEGIN INSERT INTO queue (alert) VALUES (new.rowid); END;`)
 	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "healer.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TABLE queue (alert INTEGER PRIMARY KEY);
-		CREATE TRIGGER alerts_enqueue AFTER INSERT ON alerts BEGIN INSERT INTO queue (alert) VALUES (new.rowid); END;`); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,5 +255,28 @@ func TestAlertByKey(t *testing.T) {
 	}
 	if _, err := s.AlertByKey(ctx, "not-a-key"); err == nil || errors.Is(err, ErrNotFound) {
 		t.Errorf("AlertByKey of a malformed key: %v, want an error saying so", err)
+	}
+}
+
+// olderDatabase makes a database in dir as this version writes it, then
+// runs stmts on it (which take it back to what an older one wrote).
+func olderDatabase(t *testing.T, dir, stmts string) {
+	t.Helper()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "healer.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(stmts); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
