@@ -3,6 +3,7 @@ package assess
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"unicode/utf8"
@@ -67,7 +68,7 @@ func checkAction(c Context, a Assessment) error {
 		return fmt.Errorf("action %q: not allowed by runbook %q (allowed: %v)", a.Action, c.Runbook, optionNames(c.Allowed))
 	}
 	var errs []error
-	for _, k := range sortedKeys(a.Params) {
+	for _, k := range slices.Sorted(maps.Keys(a.Params)) {
 		errs = append(errs, checkParam(o, k, a.Params[k]))
 	}
 	for _, p := range o.Params {
@@ -108,13 +109,4 @@ func optionNames(opts []Option) []string {
 		names[i] = o.Name
 	}
 	return names
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -5,6 +5,7 @@ import (
 	_ "embed" // the shipped scenarios
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -240,7 +241,7 @@ func (of optionFile) option() (assess.Option, error) {
 	for _, p := range of.Optional {
 		o.Params = append(o.Params, assess.Param{Name: p})
 	}
-	for _, k := range sortedKeys(of.Fixed) {
+	for _, k := range slices.Sorted(maps.Keys(of.Fixed)) {
 		if _, ok := o.Param(k); !ok {
 			errs = append(errs, fmt.Errorf("fixed.%s: not a parameter of %q", k, of.Name))
 		}
@@ -287,19 +288,10 @@ func grow(s string, n int) string {
 	return g[:n]
 }
 
+// copyMap copies m; a missing map becomes an empty one, as a scenario's
+// alert always has labels and annotations.
 func copyMap(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
+	maps.Copy(out, m)
 	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
