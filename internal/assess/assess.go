@@ -123,6 +123,10 @@ type Context struct {
 	Healed, Failed int
 	// Related lists the incident's other alerts.
 	Related []string
+	// Causes lists the incident's alerts, still firing, that bring this
+	// one about (by the incident's cause rules): acting on this one, the
+	// symptom, may not heal it.
+	Causes []string
 }
 
 // Option returns the allowed option named name.

@@ -17,9 +17,12 @@ const ByLocal = "local"
 //  1. A resolved alert needs nothing: none.
 //  2. The re-check says the condition no longer holds: none.
 //  3. The runbook allows no action: ask_human.
-//  4. This runbook failed to heal the alert on this host at least twice and
+//  4. An alert of the incident that brings this one about still fires (a
+//     full disk under a service that is down): ask_human, since acting on
+//     the symptom may not heal it.
+//  5. This runbook failed to heal the alert on this host at least twice and
 //     more often than it healed it: ask_human.
-//  5. Otherwise act with one allowed action: the only one, or, of several,
+//  6. Otherwise act with one allowed action: the only one, or, of several,
 //     those the runbook gives every required parameter (the local analyzer
 //     chooses no parameter), the lowest tier first (low, medium, high, then
 //     any other), the runbook's order breaking ties. When none can run
@@ -49,6 +52,8 @@ func localRules(c Context) Assessment {
 		return Assessment{Decision: DecisionNone, Confidence: 0.9, Cause: "the condition cleared", Why: "the re-check says the condition no longer holds"}
 	case len(c.Allowed) == 0:
 		return askHuman(fmt.Sprintf("runbook %q allows no action", c.Runbook))
+	case len(c.Causes) > 0:
+		return askHuman(fmt.Sprintf("%s brings this alert about and still fires: acting on the symptom may not heal it", bound(strings.ToValidUTF8(c.Causes[0], "\uFFFD"), 200)))
 	case c.Failed >= 2 && c.Failed > c.Healed:
 		return askHuman(fmt.Sprintf("runbook %q did not heal this alert here %d times (healed %d)", c.Runbook, c.Failed, c.Healed))
 	}

@@ -24,6 +24,9 @@ func TestLocal(t *testing.T) {
 		"a runbook that allows nothing asks a human": {
 			c: func(c Context) Context { c.Allowed = nil; return c }, decision: DecisionAskHuman, why: "allows no action",
 		},
+		"a symptom whose cause still fires asks a human": {
+			c: func(c Context) Context { c.Causes = []string{`{alertname="DiskAlmostFull"}`}; return c }, decision: DecisionAskHuman, why: "acting on the symptom may not heal it",
+		},
 		"a runbook that failed here repeatedly asks a human": {
 			c: func(c Context) Context { c.Failed, c.Healed = 3, 1; return c }, decision: DecisionAskHuman, why: "did not heal this alert here 3 times",
 		},

@@ -127,9 +127,7 @@ func (h *Healer) assessContext(ctx context.Context, f *flow) (assess.Context, er
 		}
 		c.History = append(c.History, fmt.Sprintf("%s: runbook %s %s", o.CreatedAt.UTC().Format(time.RFC3339), f.run.Runbook, o.State))
 	}
-	// Only a model reads the incident's other alerts: the local analyzer
-	// does not, and is spared the read.
-	if f.run.IncidentID != "" && h.opts.BrainRequest != nil {
+	if f.run.IncidentID != "" {
 		in, err := h.opts.Store.Incident(ctx, f.run.IncidentID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return c, fmt.Errorf("read the run's incident: %w", err)
@@ -138,6 +136,9 @@ func (h *Healer) assessContext(ctx context.Context, f *flow) (assess.Context, er
 			if m.Key != f.run.AlertKey {
 				c.Related = append(c.Related, m.Labels.String())
 			}
+		}
+		for _, m := range h.cfg.Load().Incidents.Rules().CausesOf(&in, f.run.AlertKey) {
+			c.Causes = append(c.Causes, m.Labels.String())
 		}
 	}
 	return c, nil

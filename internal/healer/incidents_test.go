@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
+	"github.com/deus-ex-machina/deus/internal/assess"
 	"github.com/deus-ex-machina/deus/internal/audit"
 	"github.com/deus-ex-machina/deus/internal/incident"
 	"github.com/deus-ex-machina/deus/internal/store"
@@ -222,5 +223,33 @@ func testWait(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("waited 10s for %s", what)
 		}
 		<-tick.C
+	}
+}
+
+// When the cause of an incident has no runbook, its symptom's acts; the
+// local analyzer, told the cause still fires, asks a person rather than
+// restart a service on a full disk.
+func TestASymptomWhoseCauseStillFiresWaitsForAPerson(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, `
+global: {identity: ["127.0.0.1"], max_tier: medium}
+prometheus: {url: "http://prometheus.invalid"}
+runbooks:
+  - name: service
+    match: ['alertname="ServiceDown"']
+    steps:
+      - action: restart_service
+        params: {unit: "{{ $labels.service }}.service"}
+`, func(o *Options) { o.Brain = assess.Local{} })
+	e.accept(
+		symptom("0000000000000001", "DiskAlmostFull", -time.Minute, "mountpoint", "/var"),
+		symptom("0000000000000002", "ServiceDown", 0, "service", "postgresql"),
+	)
+	runs := e.settle()
+	if len(runs) != 1 || runs[0].State != store.RunWaiting || !strings.Contains(runs[0].Reason, "DiskAlmostFull") {
+		t.Fatalf("runs: %+v; want the restart waiting for a person, naming the disk", runs)
+	}
+	if got := e.units(); len(got) != 0 {
+		t.Errorf("actions ran for %v; want none before a person decides", got)
 	}
 }

@@ -189,6 +189,22 @@ func (r Rules) Ranked(in *Incident) []string {
 	return keys
 }
 
+// CausesOf returns the members still firing that bring about the member
+// with key by one of the rules (and are not brought about by it).
+func (r Rules) CausesOf(in *Incident, key string) []Member {
+	m, ok := in.Member(key)
+	if !ok {
+		return nil
+	}
+	var out []Member
+	for _, o := range in.Members {
+		if o.Key != key && !o.Resolved && r.causes(o.Labels, m.Labels) && !r.causes(m.Labels, o.Labels) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // Acting returns the key of the highest-ranked member a runbook matches,
 // and false when none is.
 func (r Rules) Acting(in *Incident) (string, bool) {

@@ -55,10 +55,19 @@ func TestTheCauseIsPrimaryWhateverArrivesFirst(t *testing.T) {
 	if k, ok := r.Acting(in); !ok || k != "disk" {
 		t.Errorf("acting %q, %v; want the disk's runbook", k, ok)
 	}
+	if cs := r.CausesOf(in, "svc"); len(cs) != 1 || cs[0].Key != "disk" {
+		t.Errorf("causes of the service: %+v; want the disk", cs)
+	}
+	if cs := r.CausesOf(in, "disk"); len(cs) != 0 {
+		t.Errorf("causes of the disk: %+v; want none", cs)
+	}
 	// With the disk resolved, the service's runbook is what is left.
 	in.Resolve("disk", t0.Add(3*time.Minute))
 	if k, _ := r.Acting(in); k != "svc" {
 		t.Errorf("acting after the disk resolved: %q; want svc", k)
+	}
+	if cs := r.CausesOf(in, "svc"); len(cs) != 0 {
+		t.Errorf("causes of the service once the disk resolved: %+v; want none", cs)
 	}
 }
 

@@ -56,6 +56,7 @@ type scenarioFile struct {
 	Healed          int           `yaml:"healed"`
 	Failed          int           `yaml:"failed"`
 	Related         []string      `yaml:"related"`
+	Causes          []string      `yaml:"causes"`
 	Inflate         []inflateFile `yaml:"inflate"`
 	Want            wantFile      `yaml:"want"`
 }
@@ -175,7 +176,7 @@ func (sf scenarioFile) scenario() (Scenario, error) {
 		Labels: copyMap(sf.Alert.Labels), Annotations: copyMap(sf.Alert.Annotations),
 		Runbook: sf.Runbook, Recheck: sf.Recheck, RecheckHolds: sf.RecheckHolds,
 		Forecast: sf.Forecast, ForecastCrosses: sf.ForecastCrosses,
-		History: sf.History, Healed: sf.Healed, Failed: sf.Failed, Related: sf.Related,
+		History: sf.History, Healed: sf.Healed, Failed: sf.Failed, Related: sf.Related, Causes: sf.Causes,
 	}
 	if _, ok := c.Labels["alertname"]; !ok {
 		c.Labels["alertname"] = c.AlertName
