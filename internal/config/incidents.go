@@ -35,13 +35,15 @@ type CauseRule struct {
 	Name   string   `yaml:"name"`
 	Cause  []string `yaml:"cause"`
 	Effect []string `yaml:"effect"`
+	// Equal are labels cause and effect must share the values of.
+	Equal []string `yaml:"equal"`
 }
 
 // DefaultCauses link the shipped alerts.
 var DefaultCauses = []CauseRule{
 	{Name: "a full disk takes services down", Cause: []string{`alertname=~"DiskAlmostFull|DiskWillFillIn4Hours"`}, Effect: []string{`alertname="ServiceDown"`}},
 	{Name: "memory pressure gets services killed", Cause: []string{`alertname="MemoryPressure"`}, Effect: []string{`alertname="ServiceDown"`}},
-	{Name: "a service down fails its scrape", Cause: []string{`alertname="ServiceDown"`}, Effect: []string{`alertname="TargetDown"`}},
+	{Name: "a service down fails its scrape", Cause: []string{`alertname="ServiceDown"`}, Effect: []string{`alertname="TargetDown"`}, Equal: []string{"service"}},
 }
 
 // Rules are the compiled incident rules.
@@ -75,7 +77,12 @@ func (c *Config) validateIncidents(bad func(string, ...any)) {
 	}
 	in.rules = incident.Rules{GroupBy: in.GroupBy, Window: time.Duration(in.Window)}
 	for i, cr := range in.Causes {
-		ca := incident.Cause{Name: cr.Name}
+		ca := incident.Cause{Name: cr.Name, Equal: cr.Equal}
+		for j, l := range cr.Equal {
+			if !model.LegacyValidation.IsValidLabelName(l) {
+				bad(fmt.Sprintf("%q is not a label name", l), "incidents", "causes", i, "equal", j)
+			}
+		}
 		for _, sd := range []struct {
 			side string
 			ms   []string

@@ -25,6 +25,8 @@ type grouper struct {
 	wait  time.Duration
 	now   time.Time
 	open  map[string][]*incident.Incident // by group
+	// merged are incidents a join merged, saved with the next decision.
+	merged []*incident.Incident
 }
 
 // newGrouper reads the open incidents of the groups of alerts.
@@ -79,7 +81,7 @@ func (g *grouper) place(b *batch, a store.StoredAlert, stale bool, p placed) pla
 	if p.run != nil {
 		m.Runbook = p.run.Runbook
 	}
-	in, opened := g.join(grp, m)
+	in, opened := g.join(b, grp, m)
 	acting, _ := g.rules.Acting(in)
 	p.recs = append(p.recs, g.record(in, a, opened))
 	switch {
@@ -96,16 +98,28 @@ func (g *grouper) place(b *batch, a store.StoredAlert, stale bool, p placed) pla
 	return g.saved(in, p)
 }
 
-// join adds m to the open incident of grp that accepts it, the newest
-// first, or to a new one, and ranks its members.
-func (g *grouper) join(grp string, m incident.Member) (*incident.Incident, bool) {
+// join adds m to the open incident of grp that accepts it, or to a new
+// one, and ranks its members. An alert that links several incidents (a
+// disk under two services that are down) merges them into the oldest:
+// their runs not yet started are superseded, and they are saved as merged.
+func (g *grouper) join(b *batch, grp string, m incident.Member) (*incident.Incident, bool) {
 	var in *incident.Incident
-	for _, o := range slices.Backward(g.open[grp]) {
-		if g.rules.Accepts(o, grp, m) {
-			in = o
-			break
+	for _, o := range g.open[grp] {
+		if !g.rules.Accepts(o, grp, m) {
+			continue
 		}
+		if in == nil {
+			in = o
+			continue
+		}
+		in.Members = append(in.Members, o.Members...)
+		if o.RunID != "" {
+			g.supersede(b, o, m)
+		}
+		o.State, o.MergedInto, o.UpdatedAt = incident.Merged, in.ID, g.now
+		g.merged = append(g.merged, o)
 	}
+	g.open[grp] = slices.DeleteFunc(g.open[grp], func(o *incident.Incident) bool { return o.State == incident.Merged })
 	opened := in == nil
 	if opened {
 		in = &incident.Incident{ID: newID(), Group: grp, State: incident.Open, OpenedAt: g.now}
@@ -123,7 +137,9 @@ func (g *grouper) join(grp string, m incident.Member) (*incident.Incident, bool)
 func (g *grouper) act(p *placed, in *incident.Incident, m incident.Member) {
 	in.Acting, in.RunID = m.Key, p.run.ID
 	p.run.IncidentID = in.ID
-	if release := in.OpenedAt.Add(g.wait); g.wait > 0 && release.After(g.now) {
+	// Only an effect's run can be superseded by a cause arriving later:
+	// only it is held.
+	if release := in.OpenedAt.Add(g.wait); g.wait > 0 && release.After(g.now) && g.rules.IsEffect(m.Labels) {
 		p.run.State, p.run.ExpiresAt = store.RunScheduled, release
 		p.run.Reason = "held until " + release.Format(time.RFC3339) + " for the alerts that may yet join incident " + in.ID + " (incidents.group_wait)"
 	}
@@ -190,33 +206,50 @@ func (g *grouper) incidentOf(grp, key string) *incident.Incident {
 	return &in
 }
 
-// handOver gives the run of an incident whose acting alert resolved to
-// the next alert a runbook matches, if one still fires.
+// handOver gives the incident's run, once its acting alert resolved, to
+// the alerts still firing that a runbook matches and no alert still firing
+// brings about (a service still down once its disk was cleaned; both
+// services, when two were down), each once: an alert with a run not yet
+// ended keeps it.
 func (g *grouper) handOver(b *batch, in *incident.Incident, p *placed) {
-	next, ok := g.rules.Acting(in)
-	if !ok {
-		in.Acting, in.RunID = "", ""
-		return
+	in.Acting, in.RunID = "", ""
+	for _, key := range g.rules.Ranked(in) {
+		m := mustMember(in, key)
+		if m.Runbook == "" || m.Resolved || len(g.rules.CausesOf(in, key)) > 0 || g.hasLiveRun(key) {
+			continue
+		}
+		a, err := g.h.opts.Store.AlertByKey(g.ctx, key)
+		rb := g.h.runbook(m.Runbook)
+		if err != nil || rb == nil {
+			continue // pruned, or its runbook removed: nothing to hand over to
+		}
+		run, err := g.h.build(g.h.cfg.Load(), rb, a)
+		if err != nil {
+			continue
+		}
+		q := placed{run: &run}
+		if in.RunID == "" {
+			g.act(&q, in, *m)
+		} else {
+			run.IncidentID = in.ID
+		}
+		p.d.Runs = append(p.d.Runs, *q.run)
+		p.recs = append(p.recs, audit.Record{
+			Kind: audit.KindMatched, Result: "matched", Incident: in.ID, RunID: run.ID, Fingerprint: a.Fingerprint, Alertname: run.Alertname, Runbook: run.Runbook,
+			Reason: "the incident's acting alert resolved; this one still fires, and its runbook acts",
+		})
+		if q.run.State != store.RunScheduled {
+			b.runs = append(b.runs, plannedRun{*q.run, a})
+		}
 	}
-	a, err := g.h.opts.Store.AlertByKey(g.ctx, next)
-	rb := g.h.runbook(mustMember(in, next).Runbook)
-	if err != nil || rb == nil {
-		return // pruned, or its runbook removed: nothing to hand over to
-	}
-	run, err := g.h.build(g.h.cfg.Load(), rb, a)
-	if err != nil {
-		return
-	}
-	q := placed{run: &run}
-	g.act(&q, in, *mustMember(in, next))
-	p.d.Runs = append(p.d.Runs, *q.run)
-	p.recs = append(p.recs, audit.Record{
-		Kind: audit.KindMatched, Result: "matched", Incident: in.ID, RunID: run.ID, Fingerprint: a.Fingerprint, Alertname: run.Alertname, Runbook: run.Runbook,
-		Reason: "the incident's acting alert resolved; this one still fires, and its runbook acts",
-	})
-	if q.run.State != store.RunScheduled {
-		b.runs = append(b.runs, plannedRun{*q.run, a})
-	}
+}
+
+// hasLiveRun reports whether the alert key has a run that has not ended.
+func (g *grouper) hasLiveRun(key string) bool {
+	rs, err := g.h.opts.Store.Runs(g.ctx, store.RunFilter{AlertKey: key, States: []store.RunState{
+		store.RunPending, store.RunWaiting, store.RunApproved, store.RunScheduled, store.RunRunning, store.RunRollingBack,
+	}, Limit: 1})
+	return err != nil || len(rs) > 0 // not knowing is a reason not to start a second
 }
 
 func mustMember(in *incident.Incident, key string) *incident.Member {
@@ -244,6 +277,10 @@ func (g *grouper) saved(in *incident.Incident, p placed) placed {
 	c := *in
 	c.Members = slices.Clone(in.Members)
 	p.d.Incident = &c
+	for _, o := range g.merged {
+		p.d.Merged = append(p.d.Merged, *o)
+	}
+	g.merged = nil
 	return p
 }
 
@@ -251,22 +288,30 @@ func (g *grouper) saved(in *incident.Incident, p placed) placed {
 // after the batch is committed if it has not started.
 type superseded struct{ runID, why string }
 
-// cancelSuperseded cancels the superseded runs that have not started.
+// cancelSuperseded cancels the superseded runs that have not started. A
+// run the pipeline moved meanwhile (to waiting, or scheduled) is read
+// again and cancelled from where it is; one that started is let be.
 func (h *Healer) cancelSuperseded(ctx context.Context, cs []superseded) error {
 	for _, c := range cs {
-		r, err := h.opts.Store.Run(ctx, c.runID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if !store.CanTransition(r.State, store.RunCancelled) {
-			continue // it started: let it be
-		}
-		rec := audit.Record{Kind: audit.KindSkipped, Result: string(store.RunCancelled), Reason: c.why}
-		if err := h.transition(ctx, h.newFlow(r, nil, true), store.RunCancelled, rec, store.Update{Reason: c.why}); err != nil && !errors.Is(err, errSuperseded) {
-			return err
+		for range 3 {
+			r, err := h.opts.Store.Run(ctx, c.runID)
+			if errors.Is(err, store.ErrNotFound) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if !store.CanTransition(r.State, store.RunCancelled) {
+				break // it started: let it be
+			}
+			rec := audit.Record{Kind: audit.KindSkipped, Result: string(store.RunCancelled), Reason: c.why}
+			err = h.transition(ctx, h.newFlow(r, nil, true), store.RunCancelled, rec, store.Update{Reason: c.why})
+			if !errors.Is(err, errSuperseded) {
+				if err != nil {
+					return err
+				}
+				break
+			}
 		}
 	}
 	return nil

@@ -118,7 +118,7 @@ func (h *Healer) releaseScheduled(ctx context.Context) error {
 			to = store.RunApproved
 		}
 		f := h.newFlow(r, nil, true)
-		rec := audit.Record{Kind: audit.KindScheduled, Result: "due", Reason: "its maintenance window opened at " + r.ExpiresAt.Format(time.RFC3339)}
+		rec := audit.Record{Kind: audit.KindScheduled, Result: "due", Reason: "due at " + r.ExpiresAt.Format(time.RFC3339) + ", as it was " + r.Reason}
 		if err := h.transition(ctx, f, to, rec, store.Update{Reason: "due"}); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				continue

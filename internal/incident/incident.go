@@ -26,6 +26,11 @@ type Cause struct {
 	Name   string
 	Cause  labels.Matchers
 	Effect labels.Matchers
+	// Equal are labels the cause and the effect must share the values of
+	// (a label missing on both counts as equal), as in an Alertmanager
+	// inhibit rule: ServiceDown brings about the TargetDown of its own
+	// service, not of every service of the host.
+	Equal []string
 }
 
 // Rules say how alerts are grouped and linked.
@@ -62,7 +67,27 @@ func quote(s string) string { return strconv.Quote(s) }
 // of the rules.
 func (r Rules) causes(a, b model.LabelSet) bool {
 	for _, c := range r.Causes {
-		if c.Cause.Matches(a) && c.Effect.Matches(b) {
+		if c.Cause.Matches(a) && c.Effect.Matches(b) && equal(a, b, c.Equal) {
+			return true
+		}
+	}
+	return false
+}
+
+func equal(a, b model.LabelSet, names []string) bool {
+	for _, n := range names {
+		if a[model.LabelName(n)] != b[model.LabelName(n)] {
+			return false
+		}
+	}
+	return true
+}
+
+// IsEffect reports whether a rule names ls as an effect: only such an
+// alert's run may be superseded by a cause arriving later.
+func (r Rules) IsEffect(ls model.LabelSet) bool {
+	for _, c := range r.Causes {
+		if c.Effect.Matches(ls) {
 			return true
 		}
 	}
@@ -87,6 +112,9 @@ type State string
 const (
 	Open     State = "open"
 	Resolved State = "resolved"
+	// Merged: a cause that joined linked it to another incident, which
+	// holds its alerts from then on (MergedInto).
+	Merged State = "merged"
 )
 
 // Member is one alert (one firing) of an incident.
@@ -117,6 +145,8 @@ type Incident struct {
 	Acting  string   `json:"acting,omitempty"`
 	RunID   string   `json:"run_id,omitempty"`
 	Members []Member `json:"members"`
+	// MergedInto names the incident that took this one's alerts.
+	MergedInto string `json:"merged_into,omitempty"`
 }
 
 // Member returns the member with key.

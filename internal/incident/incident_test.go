@@ -134,3 +134,20 @@ func TestCausesThatLoopDoNotHang(t *testing.T) {
 		t.Errorf("ranked %v", got)
 	}
 }
+
+func TestEqualLabelsKeepTwoServicesApart(t *testing.T) {
+	t.Parallel()
+	r := Rules{GroupBy: []string{"instance"}, Window: 5 * time.Minute, Causes: []Cause{
+		{Cause: matchers(t, `alertname="ServiceDown"`), Effect: matchers(t, `alertname="TargetDown"`), Equal: []string{"service"}},
+	}}
+	in := &Incident{ID: "i", Group: `{instance="web1"}`, State: Open, Members: []Member{
+		member("svc", "ServiceDown", 0, "restart", "service", "nginx"),
+		member("tgt", "TargetDown", 0, "", "service", "nginx"),
+	}}
+	if r.Accepts(in, in.Group, member("app", "ServiceDown", time.Second, "restart", "service", "app")) {
+		t.Error("another service's ServiceDown joined by the first one's TargetDown")
+	}
+	if !r.Accepts(in, in.Group, member("tgt2", "TargetDown", time.Second, "", "service", "nginx")) {
+		t.Error("the service's own TargetDown was refused")
+	}
+}

@@ -268,8 +268,10 @@ type Decision struct {
 	ID          int64
 	State, Note string
 	Runs        []Run
-	// Incident, when set, is saved as it is after this decision.
+	// Incident, when set, is saved as it is after this decision, with
+	// the incidents it merged.
 	Incident *incident.Incident
+	Merged   []incident.Incident
 }
 
 // PlanBatch records several decisions in one transaction.
@@ -315,6 +317,11 @@ func (s *Store) PlanBatch(ctx context.Context, ds []Decision) error {
 		for _, d := range ds {
 			for _, r := range d.Runs {
 				if err := insertRun(ctx, tx, r); err != nil {
+					return err
+				}
+			}
+			for _, m := range d.Merged {
+				if err := saveIncident(ctx, tx, m); err != nil {
 					return err
 				}
 			}
