@@ -199,7 +199,9 @@ func group(episodes []Episode, o Options, sources map[string]int) map[key]*serie
 		sources[name] += len(eps)
 		s := &series{key: k, episodes: merge(eps), source: name}
 		for _, e := range s.episodes {
-			if !e.Start.Before(o.Since) && !e.Start.After(o.Until) {
+			// An episode that starts at the window's start was firing
+			// before it: that is no onset.
+			if e.Start.After(o.Since) && !e.Start.After(o.Until) {
 				s.onsets = append(s.onsets, e.Start)
 			}
 		}

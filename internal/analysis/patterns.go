@@ -92,6 +92,11 @@ func runbooks(runs []Run, byKey map[key]*series, o Options) []RunbookStats {
 		}
 		s := byKey[key{r.Alertname, r.Instance}]
 		ep, next, ok := episodeAt(s, r.Start)
+		// A run that starts well after its episode ended (a runbook
+		// acting on the resolution) did not act inside it.
+		if ok && !ep.End.IsZero() && r.Start.After(ep.End.Add(time.Minute)) {
+			ok = false
+		}
 		if !ok {
 			st.Unmatched++
 			continue

@@ -97,21 +97,24 @@ func syslogTime(line string, now time.Time) (time.Time, bool) {
 }
 
 // InboundConnections adds, to perRemote, the inbound TCP connections
-// (established or being set up, to a port this host listens on) of one
-// socket table (/proc/net/tcp or tcp6) by non-loopback remote address: what
-// deus_tcp_inbound_remote_max_connections is the largest of.
+// (established, to a port this host listens on: a half-open one's source
+// may be forged, and names nobody to block) of one
+// socket table (/proc/net/tcp or tcp6) by non-loopback remote address, for
+// block_ip.
 func InboundConnections(r io.Reader, perRemote map[netip.Addr]int) error {
 	socks, err := parseNetSockets(r)
 	if err != nil {
 		return err
 	}
-	countInbound(socks, perRemote)
+	countInbound(socks, perRemote, true)
 	return nil
 }
 
 // countInbound adds the inbound connections of one TCP socket table to
-// perRemote.
-func countInbound(socks []netSocket, perRemote map[netip.Addr]int) {
+// perRemote: established ones only with established (a half-open
+// connection's source address may be forged, so it names nobody to
+// block), half-open ones too otherwise (a SYN flood is a flood).
+func countInbound(socks []netSocket, perRemote map[netip.Addr]int, established bool) {
 	listenPorts := map[uint16]bool{}
 	for _, s := range socks {
 		if s.state == tcpListen {
@@ -119,7 +122,7 @@ func countInbound(socks []netSocket, perRemote map[netip.Addr]int) {
 		}
 	}
 	for _, s := range socks {
-		if (s.state == tcpEstablished || s.state == tcpSynRecv || s.state == tcpNewSynRecv) &&
+		if (s.state == tcpEstablished || !established && (s.state == tcpSynRecv || s.state == tcpNewSynRecv)) &&
 			!s.remote.Addr().IsLoopback() && listenPorts[s.local.Port()] {
 			perRemote[s.remote.Addr()]++
 		}

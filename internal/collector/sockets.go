@@ -154,7 +154,7 @@ func (c *Sockets) Update(_ context.Context, w *Writer) error {
 			}
 		}
 		if pf.tcp {
-			countInbound(socks, perRemote)
+			countInbound(socks, perRemote, false)
 		}
 		counts[pf.proto] = states
 	}

@@ -38,6 +38,9 @@ const alertsQuery = `ALERTS{alertstate="firing"}`
 // more than 11,000 points per series.
 const maxPoints = 10000
 
+// maxQueries bounds the range queries one analysis makes.
+const maxQueries = 50
+
 // historyLimit bounds the alerts and runs read from the store.
 const historyLimit = 200000
 
@@ -53,6 +56,12 @@ func (h *Healer) Analyze(ctx context.Context, r AnalysisRequest) (Analysis, erro
 	}
 	if r.Step == 0 {
 		r.Step = time.Minute
+	}
+	if r.Step < time.Second {
+		return Analysis{}, errors.New("step: must be at least 1s")
+	}
+	if n := int(r.Since / r.Step / maxPoints); n > maxQueries {
+		return Analysis{}, fmt.Errorf("step: %s over %s takes %d range queries, more than %d; take a longer step", r.Step, r.Since, n, maxQueries)
 	}
 	until := h.now()
 	since := until.Add(-r.Since)
@@ -129,7 +138,11 @@ func alertEpisodes(ctx context.Context, rq query.RangeQuerier, since, until time
 			for j < len(a.times) && a.times[j].Sub(a.times[j-1]) <= step {
 				j++
 			}
-			out = append(out, analysis.Episode{Alertname: a.name, Instance: a.instance, Start: a.times[i], End: a.times[j-1].Add(step), Source: "prometheus"})
+			e := analysis.Episode{Alertname: a.name, Instance: a.instance, Start: a.times[i], End: a.times[j-1].Add(step), Source: "prometheus"}
+			if !a.times[j-1].Add(step).Before(until) {
+				e.End = time.Time{} // still firing at the end of the history
+			}
+			out = append(out, e)
 			i = j
 		}
 	}

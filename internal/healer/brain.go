@@ -8,7 +8,10 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/deus-ex-machina/deus/internal/alertmanager"
 	"github.com/deus-ex-machina/deus/internal/assess"
@@ -42,7 +45,7 @@ func (s assessment) Exec(ctx context.Context, f *flow) (Verdict, error) {
 	if err != nil {
 		return Stop, err
 	}
-	a := h.assessRun(ctx, c)
+	a := conservative(ctx, h.assessRun(ctx, c), c, f.decision.Verdict == guard.NeedApproval)
 	if err := h.recordAssessment(f, a); err != nil {
 		return Stop, err
 	}
@@ -58,6 +61,29 @@ func (s assessment) Exec(ctx context.Context, f *flow) (Verdict, error) {
 		}
 	}
 	return Next, nil
+}
+
+// conservative keeps a model from taking a person out of the loop: its
+// act gives way to the local analyzer's ask_human, and its none on a run
+// that waits for approval anyway becomes ask_human, so that the person
+// the tiers call for is still asked.
+func conservative(ctx context.Context, a assess.Assessment, c assess.Context, needsApproval bool) assess.Assessment {
+	if a.By == assess.ByLocal {
+		return a
+	}
+	if a.Decision == assess.DecisionNone && needsApproval {
+		a.Decision, a.Action, a.Params = assess.DecisionAskHuman, "", nil
+		a.Why = truncate("the model proposes no action, and the run needs a person's approval: "+a.Why, assess.MaxWhy)
+		return a
+	}
+	if a.Decision == assess.DecisionAct {
+		if local, err := (assess.Local{}).Assess(ctx, c); err == nil && local.Decision == assess.DecisionAskHuman {
+			why := "the model proposes " + a.Action + ", but the local analyzer asks a person: " + local.Why
+			a.Decision, a.Action, a.Params = assess.DecisionAskHuman, "", nil
+			a.Why = truncate(why, assess.MaxWhy)
+		}
+	}
+	return a
 }
 
 // assessRun asks the brain about c. An answer that fails the runbook's
@@ -132,13 +158,28 @@ func (h *Healer) assessContext(ctx context.Context, f *flow) (assess.Context, er
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return c, fmt.Errorf("read the run's incident: %w", err)
 		}
+		// The other alerts are shown without their identity labels (host
+		// and user names, as the masker knows them): they are this
+		// host's alerts, and a model is sent only what it masks.
+		cfg := h.cfg.Load()
+		shown := func(ls model.LabelSet) string {
+			out := model.LabelSet{}
+			for k, v := range ls {
+				_, id := mask.DefaultFields[string(k)]
+				_, conf := cfg.Brain.Mask.Fields[string(k)]
+				if !id && !conf {
+					out[k] = v
+				}
+			}
+			return out.String()
+		}
 		for _, m := range in.Members {
 			if m.Key != f.run.AlertKey {
-				c.Related = append(c.Related, m.Labels.String())
+				c.Related = append(c.Related, shown(m.Labels))
 			}
 		}
-		for _, m := range h.cfg.Load().Incidents.Rules().CausesOf(&in, f.run.AlertKey) {
-			c.Causes = append(c.Causes, m.Labels.String())
+		for _, m := range cfg.Incidents.Rules().CausesOf(&in, f.run.AlertKey) {
+			c.Causes = append(c.Causes, shown(m.Labels))
 		}
 	}
 	return c, nil
@@ -165,11 +206,12 @@ func (h *Healer) options(r store.Run) []assess.Option {
 	return out
 }
 
+// truncate cuts s to at most n bytes, whole runes only.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n]
+	return strings.ToValidUTF8(s[:n], "")
 }
 
 // AssessView is what healer assess shows of an alert: the context the

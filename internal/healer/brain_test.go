@@ -98,3 +98,19 @@ func TestTheLocalAnalyzerActsOnAnOrdinaryRun(t *testing.T) {
 		t.Errorf("assessment %s (%v); want the local analyzer's act", runs[0].Assessment, err)
 	}
 }
+
+func TestAModelCannotTakeAPersonOutOfTheLoop(t *testing.T) {
+	t.Parallel()
+	c := assess.Context{AlertName: "ServiceDown", Status: "firing", Failed: 3, Allowed: []assess.Option{{Name: "restart_service", Tier: "medium"}}}
+	act := assess.Assessment{Decision: assess.DecisionAct, Action: "restart_service", Confidence: 1, By: "model:m", Why: "restart"}
+	if got := conservative(t.Context(), act, c, false); got.Decision != assess.DecisionAskHuman || !strings.Contains(got.Why, "did not heal") {
+		t.Errorf("a model's act where the local analyzer asks a person: %+v; want ask_human saying why", got)
+	}
+	none := assess.Assessment{Decision: assess.DecisionNone, Confidence: 1, By: "model:m", Why: "a test alert"}
+	if got := conservative(t.Context(), none, assess.Context{}, true); got.Decision != assess.DecisionAskHuman {
+		t.Errorf("a model's none on a run that needs approval: %+v; want ask_human", got)
+	}
+	if got := conservative(t.Context(), none, assess.Context{}, false); got.Decision != assess.DecisionNone {
+		t.Errorf("a model's none on a run needing nobody: %+v; want none", got)
+	}
+}

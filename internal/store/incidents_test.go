@@ -99,3 +99,30 @@ func openIn(t *testing.T, dir string) *Store {
 	})
 	return s
 }
+
+func TestPruneRemovesIncidentsPastTheRetention(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	s := openWithClock(t, func() time.Time { return now })
+	ctx := t.Context()
+	a := alert("00000000000000c9", alertmanager.StatusFiring, now.Add(-100*24*time.Hour))
+	if _, err := s.Accept(ctx, "webhook", []alertmanager.Alert{a}); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.NewAlerts(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := incident.Incident{ID: "old", Group: "g", State: incident.Open, OpenedAt: now.Add(-100 * 24 * time.Hour), UpdatedAt: now.Add(-100 * 24 * time.Hour)}
+	recent := incident.Incident{ID: "recent", Group: "g", State: incident.Resolved, OpenedAt: now.Add(-time.Hour), UpdatedAt: now.Add(-time.Hour)}
+	if err := s.PlanBatch(ctx, []Decision{{ID: stored[0].ID, State: AlertDone, Incident: &recent, Merged: []incident.Incident{old}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Prune(ctx, Retention{Runs: 90 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := s.Incidents(ctx, IncidentFilter{})
+	if err != nil || len(ins) != 1 || ins[0].ID != "recent" {
+		t.Errorf("incidents after pruning: %+v, %v; want the recent one alone", ins, err)
+	}
+}

@@ -716,6 +716,11 @@ func (s *Store) Prune(ctx context.Context, ret Retention) (alerts, runs int64, e
 			return 0, 0, fmt.Errorf("prune runs: %w", err)
 		}
 		runs, _ = res.RowsAffected()
+		// Incidents go with their runs: those not changed within the
+		// retention, open ones too (a resolution that never came).
+		if _, err := s.w.ExecContext(ctx, `DELETE FROM incidents WHERE updated_at < ?`, now.Add(-ret.Runs).UnixNano()); err != nil {
+			return 0, runs, fmt.Errorf("prune incidents: %w", err)
+		}
 	}
 	if ret.Alerts > 0 {
 		// A firing alert with no resolution stored is kept, however old:

@@ -48,9 +48,9 @@ func TestFiveSymptomsOfOneCauseAreOneIncidentActedOnOnce(t *testing.T) {
 	}
 	h.webhook(message(t, "http://am.invalid",
 		alert("00000000000000a1", "ServiceDown", "service", "nginx"),
-		alert("00000000000000a2", "TargetDown", "job", "nginx"),
+		alert("00000000000000a2", "TargetDown", "job", "nginx", "service", "nginx"),
 		alert("00000000000000a3", "ServiceDown", "service", "app"),
-		alert("00000000000000a4", "TargetDown", "job", "app"),
+		alert("00000000000000a4", "TargetDown", "job", "app", "service", "app"),
 		alert("00000000000000a5", "DiskAlmostFull", "mountpoint", "/var"),
 	))
 	var rs []run

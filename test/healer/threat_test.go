@@ -1,8 +1,6 @@
 package healer_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"net"
 	"os"
 	"path/filepath"
@@ -102,7 +100,7 @@ func shippedConfig(t *testing.T) map[string]any {
 
 // The shipped evidence runbooks, on a running healer with its dry run
 // off: a new listening port is answered with who listens on it, a changed
-// watched file with its metadata and checksum, read when the alert came,
+// watched file with its metadata, read when the alert came,
 // and nothing else runs.
 func TestShippedEvidenceRunbooksRecordWhoListensAndWhatTheFileIs(t *testing.T) {
 	t.Parallel()
@@ -126,7 +124,6 @@ func TestShippedEvidenceRunbooksRecordWhoListensAndWhatTheFileIs(t *testing.T) {
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	watched := filepath.Join(dir, "passwd")
 	writeFile(t, watched, "root:x:0:0::/root:/bin/sh\n")
-	sum := sha256.Sum256([]byte("root:x:0:0::/root:/bin/sh\n"))
 	at := time.Now().Add(-time.Minute)
 	h.webhook(message(t, "http://am.invalid",
 		firing("c0f0c0d0e0f0a0b1", at, map[string]string{"alertname": "NewListeningPort", "instance": "web1:9110", "proto": "tcp", "port": port, "process": "healer.test", "remediation": "none"}),
@@ -152,7 +149,7 @@ func TestShippedEvidenceRunbooksRecordWhoListensAndWhatTheFileIs(t *testing.T) {
 	if !strings.Contains(out["evidence-new-listener"], "127.0.0.1:"+port) {
 		t.Errorf("evidence of the new listener: %q; want the socket on port %s", out["evidence-new-listener"], port)
 	}
-	if got := out["evidence-file-changed"]; !strings.Contains(got, hex.EncodeToString(sum[:])) || !strings.Contains(got, "Access: (0") {
-		t.Errorf("evidence of the changed file: %q; want its stat and its sha256 %x", got, sum)
+	if got := out["evidence-file-changed"]; !strings.Contains(got, watched) || !strings.Contains(got, "Size: 26") || !strings.Contains(got, "Access: (0") {
+		t.Errorf("evidence of the changed file: %q; want its stat (26 bytes)", got)
 	}
 }
