@@ -241,6 +241,13 @@ func replace(tmp, target string) error {
 	if err := exchange(tmp, target); err == nil {
 		return nil
 	}
+	return moveAside(tmp, target)
+}
+
+// moveAside replaces target with tmp in two renames, for systems and
+// filesystems that cannot exchange: target is moved aside, tmp takes its
+// place (or target is put back), and the old version ends up at tmp.
+func moveAside(tmp, target string) error {
 	aside := tmp + ".old"
 	if err := os.Rename(target, aside); err != nil {
 		return err

@@ -476,3 +476,30 @@ func TestInstallOfABareNameWithoutAnIndexSaysHowToNameAFolder(t *testing.T) {
 		t.Errorf("got %v, want a hint", err)
 	}
 }
+
+func TestMoveAsideKeepsThePreviousVersionUntilTheRenameSucceeded(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	target, tmp := filepath.Join(dir, "hello"), filepath.Join(dir, ".install-1")
+	writeTree(t, target, map[string]file{"v1": {body: "old", mode: 0o644}})
+	// Nothing at tmp: the second rename fails, and the first is undone.
+	if err := moveAside(tmp, target); err == nil {
+		t.Fatal("moveAside from a missing folder succeeded")
+	}
+	if got := names(t, dir); !cmp.Equal(got, []string{"hello"}) {
+		t.Fatalf("after a failed move: %v, want hello alone", got)
+	}
+	if got := names(t, target); !cmp.Equal(got, []string{"v1"}) {
+		t.Fatalf("after a failed move hello holds %v, want the old version", got)
+	}
+	writeTree(t, tmp, map[string]file{"v2": {body: "new", mode: 0o644}})
+	if err := moveAside(tmp, target); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, target); !cmp.Equal(got, []string{"v2"}) {
+		t.Errorf("hello holds %v, want the new version", got)
+	}
+	if got := names(t, tmp); !cmp.Equal(got, []string{"v1"}) {
+		t.Errorf("the temporary folder holds %v, want the old version for the caller to remove", got)
+	}
+}
