@@ -436,6 +436,12 @@ func TestInstallByURL(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "unsigned.tar.gz.sig: 404") {
 		t.Errorf("an archive without a signature: got %v, want the .sig's 404", err)
 	}
+	small := s.opts()
+	small.MaxArchiveBytes = 100
+	_, err = Install(t.Context(), srv.URL+"/p/hello-1.0.0.tar.gz", small)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("an archive over the limit: got %v, want ErrTooLarge", err)
+	}
 }
 
 func TestInstallRefusesURLsAnyoneBetweenCouldChange(t *testing.T) {
